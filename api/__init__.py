@@ -1,0 +1,1 @@
+"""HTTP and CLI edges of Muster: the aiohttp app, its views, and the ``muster`` command."""

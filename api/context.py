@@ -1,0 +1,14 @@
+"""Per-request context handed to the domain: who acts, under which request id."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from api.keys import PRINCIPAL, REQUEST_ID
+from dispatch.audit import AuditContext
+
+
+def audit_ctx(request: web.Request) -> AuditContext:
+    """The audit context of an authenticated request."""
+    who = request[PRINCIPAL]
+    return AuditContext(actor=who.actor, actor_role=who.role.value, request_id=request.get(REQUEST_ID))

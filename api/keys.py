@@ -1,0 +1,21 @@
+"""Typed keys for the application and request state."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from dispatch.access import Principal
+from dispatch.config import Settings
+
+SETTINGS = web.AppKey("settings", Settings)
+POOL = web.AppKey("pool", Any)  # asyncpg.Pool (asyncpg ships no type stubs)
+DSN = web.AppKey("dsn", str)
+METRICS = web.AppKey("metrics", Any)
+OPENAPI = web.AppKey("openapi", dict)
+
+PRINCIPAL = web.RequestKey("principal", Principal)
+REQUEST_ID = web.RequestKey("request_id", str)
+
+__all__ = ["DSN", "METRICS", "OPENAPI", "POOL", "PRINCIPAL", "REQUEST_ID", "SETTINGS", "Principal"]

@@ -1,0 +1,134 @@
+"""Request id, authentication and Idempotency-Key handling."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import uuid
+
+from aiohttp import web
+
+from api.keys import POOL, PRINCIPAL, REQUEST_ID, SETTINGS
+from api.problems import Handler, from_domain
+from dispatch.errors import (
+    DomainError,
+    IdempotencyMismatch,
+    PayloadTooLarge,
+    RequestInProgress,
+    Unauthenticated,
+)
+from dispatch.storage import idempotency, tokens
+
+log = logging.getLogger("muster.api")
+
+PUBLIC_PREFIXES = ("/healthz", "/readyz", "/metrics", "/openapi.json", "/docs")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+@web.middleware
+async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Take a sane ``X-Request-Id`` from the client or make one; echo it back."""
+    given = request.headers.get("X-Request-Id", "")
+    rid = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+    request[REQUEST_ID] = rid
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        exc.headers["X-Request-Id"] = rid
+        raise
+    if not response.prepared:
+        response.headers["X-Request-Id"] = rid
+    return response
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every route outside the public ones needs a valid, unrevoked bearer token."""
+    if request.path.startswith(PUBLIC_PREFIXES) or request.method == "OPTIONS":
+        return await handler(request)
+    header = request.headers.get("Authorization", "")
+    scheme, _, secret = header.partition(" ")
+    if scheme.lower() != "bearer" or not secret.strip():
+        raise Unauthenticated("send 'Authorization: Bearer <token>'")
+    async with request.app[POOL].acquire() as con:
+        who = await tokens.authenticate(con, secret.strip())
+    if who is None:
+        raise Unauthenticated("the token is unknown or revoked")
+    request[PRINCIPAL] = who
+    return await handler(request)
+
+
+@web.middleware
+async def idempotency_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A POST with ``Idempotency-Key`` runs once; a retry replays the stored answer."""
+    key = request.headers.get("Idempotency-Key")
+    if request.method != "POST" or key is None or PRINCIPAL not in request:
+        return await handler(request)
+    if not 1 <= len(key) <= 200:
+        raise IdempotencyMismatch("Idempotency-Key must be 1 to 200 characters")
+    body = await request.read()
+    digest = hashlib.sha256(
+        b"\n".join([request.method.encode(), request.path_qs.encode(), body])
+    ).hexdigest()
+    token_id = request[PRINCIPAL].token_id
+    pool = request.app[POOL]
+    async with pool.acquire() as con:
+        claim = await idempotency.claim(con, token_id, key, request.method, request.path, digest)
+    if claim is not None:
+        if claim.request_hash != digest:
+            raise IdempotencyMismatch(
+                "this Idempotency-Key was used for a different request", extra={"key": key}
+            )
+        if claim.status_code is None:
+            raise RequestInProgress("a request with this Idempotency-Key is still running")
+        return web.Response(
+            status=claim.status_code,
+            body=claim.body,
+            content_type=claim.content_type.split(";")[0],
+            headers={"Idempotent-Replayed": "true"},
+        )
+    try:
+        response = await handler(request)
+    except DomainError as exc:
+        response = from_domain(exc, request)
+    except BaseException:
+        async with pool.acquire() as con:
+            await idempotency.release(con, token_id, key)
+        raise
+    if isinstance(response, web.Response) and response.status < 500:
+        async with pool.acquire() as con:
+            await idempotency.complete(
+                con,
+                token_id,
+                key,
+                response.status,
+                response.body if isinstance(response.body, bytes) else b"",
+                response.headers.get("Content-Type", "application/json"),
+            )
+    else:
+        async with pool.acquire() as con:
+            await idempotency.release(con, token_id, key)
+    return response
+
+
+
+IMPORT_SUFFIX = ":import"
+
+
+def body_limit(request: web.Request) -> int:
+    """Bytes allowed in this request's body: the normal limit, or the larger one for imports."""
+    settings = request.app[SETTINGS]
+    if request.path.endswith(IMPORT_SUFFIX):
+        return settings.max_import_bytes
+    return settings.max_body_bytes
+
+
+@web.middleware
+async def body_limit_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Refuse a declared oversized body before reading it (``read_json`` checks chunked ones)."""
+    limit = body_limit(request)
+    length = request.content_length
+    if length is not None and length > limit:
+        raise PayloadTooLarge(f"the body has {length} bytes; the limit here is {limit}")
+    return await handler(request)

@@ -1,0 +1,1 @@
+"""One module per resource; each exposes ``api``, an :class:`api.spec.Api`."""

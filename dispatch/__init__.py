@@ -1,0 +1,1 @@
+"""Muster's domain core (pure) and its storage adapters (``dispatch.storage``)."""

@@ -1,0 +1,42 @@
+"""The audit trail's domain side: who acts, and the shape of an entry."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class AuditContext:
+    """Who is changing things and under which request; passed to every write."""
+
+    actor: str
+    actor_role: str
+    request_id: str | None = None
+
+    @classmethod
+    def system(cls, what: str = "muster", request_id: str | None = None) -> AuditContext:
+        """The service itself (engine, CLI, migrations) as the actor."""
+        return cls(actor=f"system:{what}", actor_role="system", request_id=request_id)
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One change: before/after are JSON-able snapshots of the object (``None`` if absent)."""
+
+    action: str
+    object_type: str
+    object_id: str
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+
+
+@dataclass(frozen=True, slots=True)
+class ChainReport:
+    """Result of verifying the audit hash chain."""
+
+    rows: int
+    ok: bool
+    head_hash: str | None
+    first_bad_seq: int | None = None
+    problem: str | None = None

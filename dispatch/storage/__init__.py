@@ -1,0 +1,1 @@
+"""PostgreSQL adapters: embedded server, pool, migrations and repositories."""

@@ -1,0 +1,52 @@
+"""Stored answers for POST requests carrying an ``Idempotency-Key``."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+import asyncpg
+
+from dispatch.storage.queries import queries
+
+Q = queries("idempotency")
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """An earlier request with the same key (``status_code`` is ``None`` while it runs)."""
+
+    request_hash: str
+    status_code: int | None
+    body: bytes
+    content_type: str
+
+
+async def claim(
+    con: asyncpg.Connection, token_id: str, key: str, method: str, path: str, digest: str
+) -> Claimed | None:
+    """Reserve ``key``; ``None`` means this request is first and should run."""
+    row = await con.fetchrow(Q.claim, uuid.UUID(token_id), key, method, path, digest)
+    if row["inserted"]:
+        return None
+    if row["request_hash"] is None:
+        # The first claimant released the key between our insert and select; treat as running.
+        return Claimed(digest, None, b"", "application/json")
+    return Claimed(
+        row["request_hash"],
+        row["status_code"],
+        bytes(row["response_body"] or b""),
+        row["content_type"] or "application/json",
+    )
+
+
+async def complete(
+    con: asyncpg.Connection, token_id: str, key: str, status: int, body: bytes, content_type: str
+) -> None:
+    """Store the answer so a retry can replay it."""
+    await con.execute(Q.complete, uuid.UUID(token_id), key, status, body, content_type)
+
+
+async def release(con: asyncpg.Connection, token_id: str, key: str) -> None:
+    """Forget an unfinished claim (the request failed unexpectedly), so a retry can run."""
+    await con.execute(Q.release, uuid.UUID(token_id), key)
