@@ -73,8 +73,12 @@ def cmd_token_create(args: argparse.Namespace) -> int:
     async def work(con: Any) -> int:
         body = parse(
             TokenCreate,
-            {"role": args.role, "jurisdiction": args.jurisdiction, "person": args.person,
-             "label": args.label or ""},
+            {
+                "role": args.role,
+                "jurisdiction": args.jurisdiction,
+                "person": args.person,
+                "label": args.label or "",
+            },
             what="token request",
         )
         try:
@@ -160,10 +164,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_db_flags(p)
     p.set_defaults(func=cmd_serve)
 
-    tok = sub.add_parser("token", help="manage API tokens").add_subparsers(dest="sub", required=True)
+    tok = sub.add_parser("token", help="manage API tokens").add_subparsers(
+        dest="sub", required=True
+    )
     p = tok.add_parser("create", help="print a new API token")
-    p.add_argument("--role", required=True,
-                   choices=["admin", "coordinator", "trainer", "volunteer", "observer"])
+    p.add_argument(
+        "--role",
+        required=True,
+        choices=["admin", "coordinator", "trainer", "volunteer", "observer"],
+    )
     p.add_argument("--jurisdiction", help="scope: a jurisdiction code (required except for admin)")
     p.add_argument("--person", help="the person a volunteer token is bound to")
     p.add_argument("--label")

@@ -11,4 +11,6 @@ from dispatch.audit import AuditContext
 def audit_ctx(request: web.Request) -> AuditContext:
     """The audit context of an authenticated request."""
     who = request[PRINCIPAL]
-    return AuditContext(actor=who.actor, actor_role=who.role.value, request_id=request.get(REQUEST_ID))
+    return AuditContext(
+        actor=who.actor, actor_role=who.role.value, request_id=request.get(REQUEST_ID)
+    )

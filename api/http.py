@@ -8,7 +8,7 @@ from datetime import date, datetime
 from typing import Any
 
 from aiohttp import web
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from api.keys import PRINCIPAL
 from dispatch.access import Principal
@@ -35,7 +35,11 @@ def dumps(data: Any) -> str:
 
 
 def json_response(
-    data: Any, *, status: int = 200, etag_version: int | None = None, headers: dict[str, str] | None = None
+    data: Any,
+    *,
+    status: int = 200,
+    etag_version: int | None = None,
+    headers: dict[str, str] | None = None,
 ) -> web.Response:
     """A JSON answer; ``etag_version`` sets a strong ETag from the object's version."""
     h = dict(headers or {})
@@ -87,7 +91,7 @@ def if_match(request: web.Request) -> int | None:
 class ListQuery(_Strict):
     """Common list parameters (lax types: they come from the query string)."""
 
-    model_config = {"extra": "forbid", "strict": False, "frozen": True}
+    model_config = ConfigDict(extra="forbid", strict=False, frozen=True)
 
     limit: int = Field(default=100, ge=1, le=1000)
     cursor: str | None = Field(default=None, max_length=500)

@@ -112,7 +112,6 @@ async def idempotency_middleware(request: web.Request, handler: Handler) -> web.
     return response
 
 
-
 IMPORT_SUFFIX = ":import"
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
+from api.keys import REQUEST_ID
 from dispatch import errors as e
 
 log = logging.getLogger("muster.api")
@@ -54,9 +55,7 @@ def problem_response(
         body["errors"] = errors
     if extra:
         body.update(extra)
-    return web.Response(
-        status=status, text=json.dumps(body), content_type=PROBLEM, headers=headers
-    )
+    return web.Response(status=status, text=json.dumps(body), content_type=PROBLEM, headers=headers)
 
 
 def from_domain(exc: e.DomainError, request: web.Request) -> web.Response:
@@ -86,8 +85,12 @@ def from_http(exc: web.HTTPException, request: web.Request) -> web.Response:
     }.get(exc.status, f"http-{exc.status}")
     headers = {k: v for k, v in exc.headers.items() if k.lower() in ("allow", "retry-after")}
     return problem_response(
-        exc.status, slug, exc.reason, exc.text if exc.text != f"{exc.status}: {exc.reason}" else "",
-        instance=request.path, headers=headers,
+        exc.status,
+        slug,
+        exc.reason,
+        exc.text if exc.text != f"{exc.status}: {exc.reason}" else "",
+        instance=request.path,
+        headers=headers,
     )
 
 
@@ -106,12 +109,12 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
             raise
         return from_http(exc, request)
     except Exception:
-        log.exception("unhandled error", extra={"request_id": request.get("request_id")})
+        log.exception("unhandled error", extra={"request_id": request.get(REQUEST_ID)})
         return problem_response(
             500,
             "internal",
             "Internal server error",
             "the error was logged",
-            extra={"request_id": request.get("request_id")},
+            extra={"request_id": request.get(REQUEST_ID)},
             instance=request.path,
         )

@@ -29,7 +29,9 @@ class Action(StrEnum):
 _PERMISSIONS: dict[tuple[str, Action], frozenset[Role]] = {
     ("jurisdiction", Action.READ): frozenset(Role) - {Role.VOLUNTEER},
     ("jurisdiction", Action.WRITE): frozenset({Role.ADMIN}),
-    ("person", Action.READ): frozenset({Role.ADMIN, Role.COORDINATOR, Role.OBSERVER, Role.VOLUNTEER}),
+    ("person", Action.READ): frozenset(
+        {Role.ADMIN, Role.COORDINATOR, Role.OBSERVER, Role.VOLUNTEER}
+    ),
     ("person", Action.WRITE): frozenset({Role.ADMIN, Role.COORDINATOR}),
     ("depot", Action.READ): frozenset({Role.ADMIN, Role.COORDINATOR, Role.OBSERVER}),
     ("depot", Action.WRITE): frozenset({Role.ADMIN, Role.COORDINATOR}),

@@ -17,8 +17,13 @@ api = Api()
 
 
 @api.endpoint(
-    "POST", "/v1/tokens", summary="Create an API token (the secret is shown once)", tag="admin",
-    body=TokenCreate, status=201, roles=("admin",),
+    "POST",
+    "/v1/tokens",
+    summary="Create an API token (the secret is shown once)",
+    tag="admin",
+    body=TokenCreate,
+    status=201,
+    roles=("admin",),
 )
 async def create_token(request: web.Request) -> web.Response:
     body = await read_json(request, TokenCreate)
@@ -28,22 +33,34 @@ async def create_token(request: web.Request) -> web.Response:
 
 
 @api.endpoint(
-    "GET", "/v1/tokens", summary="List tokens in scope", tag="admin", query=ListQuery,
+    "GET",
+    "/v1/tokens",
+    summary="List tokens in scope",
+    tag="admin",
+    query=ListQuery,
     roles=("admin",),
 )
 async def list_tokens(request: web.Request) -> web.Response:
     q = query_params(request, ListQuery)
     async with request.app[POOL].acquire() as con:
-        rows = await tokens.list_tokens(con, principal(request), decode_cursor(q.cursor), q.limit + 1)
+        rows = await tokens.list_tokens(
+            con, principal(request), decode_cursor(q.cursor), q.limit + 1
+        )
     return json_response(page(rows, q.limit, "id"))
 
 
 @api.endpoint(
-    "POST", "/v1/tokens/{id}/revoke", summary="Revoke a token", tag="admin", roles=("admin",),
+    "POST",
+    "/v1/tokens/{id}/revoke",
+    summary="Revoke a token",
+    tag="admin",
+    roles=("admin",),
 )
 async def revoke_token(request: web.Request) -> web.Response:
     async with request.app[POOL].acquire() as con:
-        out = await tokens.revoke(con, principal(request), audit_ctx(request), request.match_info["id"])
+        out = await tokens.revoke(
+            con, principal(request), audit_ctx(request), request.match_info["id"]
+        )
     return json_response(out)
 
 
@@ -56,7 +73,11 @@ class AuditQuery(ListQuery):
 
 
 @api.endpoint(
-    "GET", "/v1/audit", summary="Read the audit log (chain order)", tag="admin", query=AuditQuery,
+    "GET",
+    "/v1/audit",
+    summary="Read the audit log (chain order)",
+    tag="admin",
+    query=AuditQuery,
     roles=("admin",),
 )
 async def list_audit(request: web.Request) -> web.Response:
@@ -77,7 +98,11 @@ async def list_audit(request: web.Request) -> web.Response:
 
 
 @api.endpoint(
-    "GET", "/v1/audit/verify", summary="Verify the audit hash chain", tag="admin", roles=("admin",),
+    "GET",
+    "/v1/audit/verify",
+    summary="Verify the audit hash chain",
+    tag="admin",
+    roles=("admin",),
 )
 async def verify_audit(request: web.Request) -> web.Response:
     principal(request).require("audit", Action.READ)

@@ -21,7 +21,11 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 @api.endpoint(
-    "GET", "/readyz", summary="Readiness: the database answers", tag="ops", public=True,
+    "GET",
+    "/readyz",
+    summary="Readiness: the database answers",
+    tag="ops",
+    public=True,
     responses={503: "Database unreachable"},
 )
 async def readyz(request: web.Request) -> web.Response:

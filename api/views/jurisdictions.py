@@ -25,8 +25,12 @@ class JurisdictionQuery(ListQuery):
 
 
 @api.endpoint(
-    "GET", "/v1/jurisdictions", summary="List jurisdictions in scope", tag=TAG,
-    query=JurisdictionQuery, roles=("admin", "coordinator", "trainer", "observer"),
+    "GET",
+    "/v1/jurisdictions",
+    summary="List jurisdictions in scope",
+    tag=TAG,
+    query=JurisdictionQuery,
+    roles=("admin", "coordinator", "trainer", "observer"),
 )
 async def list_jurisdictions(request: web.Request) -> web.Response:
     q = query_params(request, JurisdictionQuery)
@@ -44,21 +48,31 @@ async def list_jurisdictions(request: web.Request) -> web.Response:
 
 
 @api.endpoint(
-    "POST", "/v1/jurisdictions", summary="Create a jurisdiction", tag=TAG,
-    body=dom.JurisdictionCreate, status=201, roles=("admin",),
+    "POST",
+    "/v1/jurisdictions",
+    summary="Create a jurisdiction",
+    tag=TAG,
+    body=dom.JurisdictionCreate,
+    status=201,
+    roles=("admin",),
 )
 async def create_jurisdiction(request: web.Request) -> web.Response:
     body = await read_json(request, dom.JurisdictionCreate)
     async with request.app[POOL].acquire() as con:
         out = await store.create(con, principal(request), audit_ctx(request), body)
     return json_response(
-        out, status=201, etag_version=out["version"],
+        out,
+        status=201,
+        etag_version=out["version"],
         headers={"Location": f"/v1/jurisdictions/{out['code']}"},
     )
 
 
 @api.endpoint(
-    "GET", "/v1/jurisdictions/{code}", summary="One jurisdiction", tag=TAG,
+    "GET",
+    "/v1/jurisdictions/{code}",
+    summary="One jurisdiction",
+    tag=TAG,
     roles=("admin", "coordinator", "trainer", "observer"),
 )
 async def get_jurisdiction(request: web.Request) -> web.Response:
@@ -69,27 +83,43 @@ async def get_jurisdiction(request: web.Request) -> web.Response:
 
 
 @api.endpoint(
-    "PATCH", "/v1/jurisdictions/{code}", summary="Change name, centre or boundary", tag=TAG,
-    body=dom.JurisdictionPatch, roles=("admin",),
+    "PATCH",
+    "/v1/jurisdictions/{code}",
+    summary="Change name, centre or boundary",
+    tag=TAG,
+    body=dom.JurisdictionPatch,
+    roles=("admin",),
     responses={409: "Stale version in body", 412: "If-Match does not match"},
 )
 async def patch_jurisdiction(request: web.Request) -> web.Response:
     body = await read_json(request, dom.JurisdictionPatch)
     async with request.app[POOL].acquire() as con:
         out = await store.update(
-            con, principal(request), audit_ctx(request), request.match_info["code"], body,
+            con,
+            principal(request),
+            audit_ctx(request),
+            request.match_info["code"],
+            body,
             if_match(request),
         )
     return json_response(out, etag_version=out["version"])
 
 
 @api.endpoint(
-    "DELETE", "/v1/jurisdictions/{code}", summary="Delete an empty jurisdiction", tag=TAG,
-    status=204, roles=("admin",),
+    "DELETE",
+    "/v1/jurisdictions/{code}",
+    summary="Delete an empty jurisdiction",
+    tag=TAG,
+    status=204,
+    roles=("admin",),
 )
 async def delete_jurisdiction(request: web.Request) -> web.Response:
     async with request.app[POOL].acquire() as con:
         await store.delete(
-            con, principal(request), audit_ctx(request), request.match_info["code"], if_match(request)
+            con,
+            principal(request),
+            audit_ctx(request),
+            request.match_info["code"],
+            if_match(request),
         )
     return web.Response(status=204)

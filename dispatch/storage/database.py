@@ -25,7 +25,9 @@ async def _init_connection(con: asyncpg.Connection) -> None:
         )
 
 
-async def create_pool(dsn: str, *, schema: str = "public", min_size: int = 2, max_size: int = 10) -> Any:
+async def create_pool(
+    dsn: str, *, schema: str = "public", min_size: int = 2, max_size: int = 10
+) -> Any:
     """A pool whose connections decode JSON and use ``schema`` as their search path."""
     return await asyncpg.create_pool(
         dsn,

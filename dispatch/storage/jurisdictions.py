@@ -9,9 +9,9 @@ import asyncpg
 from dispatch import jurisdictions as dom
 from dispatch.access import Action, Principal
 from dispatch.audit import AuditContext, AuditEntry
+from dispatch.concurrency import check_version
 from dispatch.errors import AlreadyExists, Conflict, FieldError, NotFound, ValidationFailed
 from dispatch.storage import audit_log
-from dispatch.concurrency import check_version
 from dispatch.storage.queries import queries
 
 Q = queries("jurisdictions")

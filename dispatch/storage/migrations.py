@@ -73,7 +73,9 @@ async def migrate(con: asyncpg.Connection, schema: str = "public") -> list[int]:
         for mig in load_migrations():
             if mig.version in applied:
                 if applied[mig.version] != mig.checksum:
-                    log.warning("migration %04d_%s changed after it was applied", mig.version, mig.name)
+                    log.warning(
+                        "migration %04d_%s changed after it was applied", mig.version, mig.name
+                    )
                 continue
             async with con.transaction():
                 await con.execute(mig.sql)

@@ -90,7 +90,9 @@ async def create(
         return secret, out
 
 
-async def revoke(con: asyncpg.Connection, who: Principal, ctx: AuditContext, token_id: str) -> dict[str, Any]:
+async def revoke(
+    con: asyncpg.Connection, who: Principal, ctx: AuditContext, token_id: str
+) -> dict[str, Any]:
     """Revoke a token (idempotent for an already revoked one)."""
     who.require("token", Action.WRITE)
     try:
@@ -110,11 +112,15 @@ async def revoke(con: asyncpg.Connection, who: Principal, ctx: AuditContext, tok
         if row is None:
             return to_json(before)
         out = to_json(row)
-        await audit_log.record(con, ctx, AuditEntry("revoke", "token", out["id"], to_json(before), out))
+        await audit_log.record(
+            con, ctx, AuditEntry("revoke", "token", out["id"], to_json(before), out)
+        )
         return out
 
 
-async def list_tokens(con: asyncpg.Connection, who: Principal, cursor: str | None, limit: int) -> list[dict[str, Any]]:
+async def list_tokens(
+    con: asyncpg.Connection, who: Principal, cursor: str | None, limit: int
+) -> list[dict[str, Any]]:
     """Tokens in the caller's scope (a scoped admin sees only its subtree's tokens)."""
     who.require("token", Action.READ)
     after = uuid.UUID(cursor) if cursor else None

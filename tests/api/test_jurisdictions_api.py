@@ -45,7 +45,9 @@ async def test_cursor_pagination_walks_every_item_once(client: Any, admin_token:
     assert seen == sorted(["sh", "pd", "hp", "pd-lujiazui"])
 
 
-async def test_coordinator_sees_only_its_subtree(client: Any, admin_token: str, db_dsn: str) -> None:
+async def test_coordinator_sees_only_its_subtree(
+    client: Any, admin_token: str, db_dsn: str
+) -> None:
     await create_tree(client, admin_token)
     coord = await make_token(db_dsn, "coordinator", "pd")
     r = await client.get("/v1/jurisdictions", headers=bearer(coord))
@@ -58,7 +60,9 @@ async def test_coordinator_sees_only_its_subtree(client: Any, admin_token: str, 
 async def test_stale_version_and_if_match_are_refused(client: Any, admin_token: str) -> None:
     await create_tree(client, admin_token)
     h = bearer(admin_token)
-    r = await client.patch("/v1/jurisdictions/pd", json={"name": "Pudong New Area", "version": 1}, headers=h)
+    r = await client.patch(
+        "/v1/jurisdictions/pd", json={"name": "Pudong New Area", "version": 1}, headers=h
+    )
     assert r.status == 200 and r.headers["ETag"] == '"2"'
     r = await client.patch("/v1/jurisdictions/pd", json={"name": "Stale", "version": 1}, headers=h)
     assert r.status == 409
@@ -77,7 +81,11 @@ async def test_bad_inputs_get_problem_json_and_write_nothing(client: Any, admin_
         (b"{not json", 422, None),
         (b'{"code": "x1", "kind": "city", "name": 5}', 422, "/name"),
         (b'{"code": "x1", "kind": "city", "name": "X", "colour": "red"}', 422, "/colour"),
-        (b'{"code": "x1", "kind": "city", "name": "X", "centre": {"lat": 91, "lon": 0}}', 422, "/centre/lat"),
+        (
+            b'{"code": "x1", "kind": "city", "name": "X", "centre": {"lat": 91, "lon": 0}}',
+            422,
+            "/centre/lat",
+        ),
         (b'{"code": "x1", "parent": "nowhere", "kind": "district", "name": "X"}', 422, "/parent"),
         (b'{"code": "sh", "kind": "city", "name": "Dup"}', 409, "/code"),
         (b'{"code": "Bad Code", "kind": "city", "name": "X"}', 422, "/code"),
@@ -114,7 +122,8 @@ async def test_auth_failures(client: Any, admin_token: str, db_dsn: str) -> None
 async def test_oversized_body_is_refused(client: Any, admin_token: str) -> None:
     big = b'{"code": "sh", "kind": "city", "name": "' + b"x" * 2_000_000 + b'"}'
     r = await client.post(
-        "/v1/jurisdictions", data=big,
+        "/v1/jurisdictions",
+        data=big,
         headers=bearer(admin_token) | {"Content-Type": "application/json"},
     )
     assert r.status == 413
