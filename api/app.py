@@ -4,16 +4,31 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 
 from aiohttp import web
 
 from api import middleware
-from api.keys import DSN, METRICS, OPENAPI, POOL, SETTINGS
+from api.keys import CLOCK, DSN, ENGINE, METRICS, OPENAPI, POOL, RUNNER, SETTINGS
 from api.metrics import Metrics, metrics_middleware
 from api.problems import problem_middleware
 from api.spec import Api, openapi
-from api.views import admin, health, jurisdictions
+from api.views import (
+    admin,
+    allocations,
+    assignments,
+    health,
+    incidents,
+    jurisdictions,
+    modes,
+    people,
+    plans,
+    supplies,
+)
+from dispatch.clock import Clock, SystemClock
 from dispatch.config import Settings
+from dispatch.services.engine import Engine, EngineConfig
+from dispatch.services.runner import LiveRunner
 from dispatch.storage.database import create_pool, database_url, migrate_dsn
 
 log = logging.getLogger("muster.api")
@@ -23,7 +38,18 @@ VERSION = "0.1.0"
 
 def all_apis() -> list[Api]:
     """Every view module's routes, in documentation order."""
-    return [health.api, jurisdictions.api, admin.api]
+    return [
+        health.api,
+        jurisdictions.api,
+        people.api,
+        modes.api,
+        admin.api,
+        assignments.api,
+        plans.api,
+        supplies.api,
+        incidents.api,
+        allocations.api,
+    ]
 
 
 async def _database(app: web.Application) -> AsyncIterator[None]:
@@ -39,8 +65,42 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
             await pool.close()
 
 
-def create_app(settings: Settings) -> web.Application:
-    """Build the aiohttp application; resources open and close in ``cleanup_ctx``."""
+async def _engine(app: web.Application) -> AsyncIterator[None]:
+    """The engine, and (live) its runner: leadership, scheduler, notifications."""
+    settings = app[SETTINGS]
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="solver")
+    engine = Engine(
+        app[POOL],
+        app[CLOCK],
+        executor=executor,
+        config=EngineConfig(
+            solve_time_limit_s=settings.solve_time_limit_s,
+            debounce_s=settings.replan_debounce_s,
+        ),
+    )
+    app[ENGINE] = engine
+    runner = LiveRunner(engine, app[DSN]) if app[LIVE_ENGINE] else None
+    app[RUNNER] = runner
+    if runner is not None:
+        await runner.start()
+    try:
+        yield
+    finally:
+        if runner is not None:
+            await runner.stop()
+        executor.shutdown(wait=True, cancel_futures=True)
+
+
+LIVE_ENGINE = web.AppKey("live_engine", bool)
+
+
+def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Application:
+    """Build the aiohttp application; resources open and close in ``cleanup_ctx``.
+
+    With the default wall clock and ``settings.engine`` on, the engine runs live (APScheduler,
+    leadership). An injected ``clock`` (tests, drills) means whoever injected it drives the engine
+    through ``app[ENGINE].run_due()``.
+    """
     app = web.Application(
         client_max_size=max(settings.max_body_bytes, settings.max_import_bytes),
         middlewares=[
@@ -53,10 +113,13 @@ def create_app(settings: Settings) -> web.Application:
         ],
     )
     app[SETTINGS] = settings
+    app[CLOCK] = clock or SystemClock()
+    app[LIVE_ENGINE] = clock is None and settings.engine
     app[METRICS] = Metrics()
     apis = all_apis()
     app[OPENAPI] = openapi(apis, title="Muster API", version=VERSION)
     for api in apis:
         app.add_routes(api.routes)
     app.cleanup_ctx.append(_database)
+    app.cleanup_ctx.append(_engine)
     return app

@@ -51,6 +51,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
     setup_logging(settings.log_level, json_format=settings.log_json)
     app = create_app(settings)
+    # Appended after create_app, so it runs once the database cleanup context is up.
+    app.on_startup.append(_first_start_hint(settings))
     print(f"Muster listening on http://{settings.host}:{settings.port}", file=sys.stderr)
     web.run_app(
         app,
@@ -61,6 +63,35 @@ def cmd_serve(args: argparse.Namespace) -> int:
         access_log=None,
     )
     return 0
+
+
+def admin_token_command(settings: Settings) -> str:
+    """The command that makes the first admin token for the database ``settings`` point at."""
+    import shlex
+
+    if settings.database_url:
+        return "muster token create --role admin   (with the same DATABASE_URL)"
+    return f"muster token create --role admin --data-dir {shlex.quote(str(settings.data_dir))}"
+
+
+def _first_start_hint(settings: Settings) -> Callable[[Any], Awaitable[None]]:
+    """An on_startup hook: on a database without an admin token, say how to get one."""
+
+    async def hint(app: Any) -> None:
+        from api.keys import POOL
+        from dispatch.storage import tokens
+
+        async with app[POOL].acquire() as con:
+            if await tokens.has_admin(con):
+                return
+        print(
+            "No admin token exists yet. Create one (it is printed once) with:\n"
+            f"    {admin_token_command(settings)}",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    return hint
 
 
 def cmd_token_create(args: argparse.Namespace) -> int:
@@ -96,25 +127,21 @@ def cmd_token_create(args: argparse.Namespace) -> int:
 
 
 def cmd_token_revoke(args: argparse.Namespace) -> int:
-    async def work(con: Any) -> int:
-        row = await con.fetchrow(
-            "UPDATE api_tokens SET revoked_at = now() WHERE id::text = $1 AND revoked_at IS NULL "
-            "RETURNING id",
-            args.id,
-        )
-        if row is None:
-            print(f"error: no active token {args.id}", file=sys.stderr)
-            return 2
-        from dispatch.audit import AuditContext, AuditEntry
-        from dispatch.storage import audit_log
+    from dispatch.audit import AuditContext
+    from dispatch.errors import NotFound
+    from dispatch.storage import tokens
 
-        await audit_log.record(
-            con, AuditContext.system("cli"), AuditEntry("revoke", "token", args.id, None, None)
-        )
-        print(f"revoked {args.id}")
+    async def work(con: Any) -> int:
+        # The same use case as the API: one transaction, audited with before/after.
+        try:
+            out = await tokens.revoke(con, None, AuditContext.system("cli"), args.id)
+        except NotFound:
+            print(f"error: no token {args.id}", file=sys.stderr)
+            return 2
+        print(f"revoked {out['id']}")
         return 0
 
-    return _with_db(args, work)
+    return _guarded(lambda: _with_db(args, work))
 
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:

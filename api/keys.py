@@ -19,3 +19,7 @@ PRINCIPAL = web.RequestKey("principal", Principal)
 REQUEST_ID = web.RequestKey("request_id", str)
 
 __all__ = ["DSN", "METRICS", "OPENAPI", "POOL", "PRINCIPAL", "REQUEST_ID", "SETTINGS", "Principal"]
+
+CLOCK = web.AppKey("clock", Any)  # dispatch.clock.Clock
+ENGINE = web.AppKey("engine", Any)  # dispatch.services.engine.Engine
+RUNNER = web.AppKey("runner", Any)  # dispatch.services.runner.LiveRunner | None

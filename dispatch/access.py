@@ -42,6 +42,10 @@ _PERMISSIONS: dict[tuple[str, Action], frozenset[Role]] = {
     ("token", Action.READ): frozenset({Role.ADMIN}),
     ("token", Action.WRITE): frozenset({Role.ADMIN}),
     ("audit", Action.READ): frozenset({Role.ADMIN}),
+    ("mode", Action.READ): frozenset(Role) - {Role.VOLUNTEER},
+    ("mode", Action.WRITE): frozenset({Role.ADMIN, Role.COORDINATOR}),
+    ("mode_policy", Action.READ): frozenset(Role) - {Role.VOLUNTEER},
+    ("mode_policy", Action.WRITE): frozenset({Role.ADMIN}),
 }
 
 # Roles that may see contact details and home locations of people in their scope.

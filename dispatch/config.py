@@ -29,6 +29,9 @@ class Settings:
     log_level: str = "INFO"
     log_json: bool = True
     shutdown_timeout_s: float = 10.0
+    engine: bool = True
+    solve_time_limit_s: float = 2.0
+    replan_debounce_s: float = 1.0
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -47,6 +50,9 @@ class Settings:
             pool_max=int(e.get("MUSTER_POOL_MAX", base.pool_max)),
             log_level=e.get("MUSTER_LOG_LEVEL", base.log_level).upper(),
             log_json=e.get("MUSTER_LOG_FORMAT", "json").lower() == "json",
+            engine=e.get("MUSTER_ENGINE", "on").lower() not in ("off", "0", "false", "no"),
+            solve_time_limit_s=float(e.get("MUSTER_SOLVE_TIME_LIMIT_S", base.solve_time_limit_s)),
+            replan_debounce_s=float(e.get("MUSTER_REPLAN_DEBOUNCE_S", base.replan_debounce_s)),
         )
 
     def with_overrides(self, **changes: object) -> Settings:

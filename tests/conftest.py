@@ -88,7 +88,7 @@ async def pool(db_dsn: str) -> AsyncIterator[Any]:
 @pytest.fixture
 def settings(db_dsn: str, tmp_path: Path) -> Settings:
     """App settings pointing at the test database."""
-    return Settings(database_url=db_dsn, data_dir=tmp_path, pool_min=1, pool_max=5)
+    return Settings(database_url=db_dsn, data_dir=tmp_path, pool_min=1, pool_max=5, engine=False)
 
 
 MakeClient = Callable[..., Awaitable[Any]]

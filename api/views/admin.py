@@ -9,7 +9,8 @@ from api.context import audit_ctx
 from api.http import ListQuery, decode_cursor, json_response, page, principal, read_json
 from api.keys import POOL
 from api.spec import Api, query_params
-from dispatch.access import Action
+from dispatch.access import Action, Principal
+from dispatch.errors import Forbidden
 from dispatch.storage import audit_log, tokens
 from dispatch.tokens import TokenCreate
 
@@ -64,6 +65,14 @@ async def revoke_token(request: web.Request) -> web.Response:
     return json_response(out)
 
 
+def _require_whole_log(who: Principal) -> None:
+    """The log spans every jurisdiction (before/after include personal data), so only an
+    unscoped admin may read it; a scoped admin would otherwise see outside its scope."""
+    who.require("audit", Action.READ)
+    if who.scope_path is not None:
+        raise Forbidden("the audit log spans every jurisdiction; it needs an unscoped admin token")
+
+
 class AuditQuery(ListQuery):
     """Filters for the audit log."""
 
@@ -82,8 +91,7 @@ class AuditQuery(ListQuery):
 )
 async def list_audit(request: web.Request) -> web.Response:
     q = query_params(request, AuditQuery)
-    who = principal(request)
-    who.require("audit", Action.READ)
+    _require_whole_log(principal(request))
     after = decode_cursor(q.cursor)
     async with request.app[POOL].acquire() as con:
         rows = await audit_log.list_entries(
@@ -105,7 +113,7 @@ async def list_audit(request: web.Request) -> web.Response:
     roles=("admin",),
 )
 async def verify_audit(request: web.Request) -> web.Response:
-    principal(request).require("audit", Action.READ)
+    _require_whole_log(principal(request))
     async with request.app[POOL].acquire() as con:
         report = await audit_log.verify(con)
     return json_response(

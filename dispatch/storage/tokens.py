@@ -91,10 +91,11 @@ async def create(
 
 
 async def revoke(
-    con: asyncpg.Connection, who: Principal, ctx: AuditContext, token_id: str
+    con: asyncpg.Connection, who: Principal | None, ctx: AuditContext, token_id: str
 ) -> dict[str, Any]:
-    """Revoke a token (idempotent for an already revoked one)."""
-    who.require("token", Action.WRITE)
+    """Revoke a token (idempotent for an already revoked one). ``who=None`` is the local CLI."""
+    if who is not None:
+        who.require("token", Action.WRITE)
     try:
         tid = uuid.UUID(token_id)
     except ValueError:
@@ -103,9 +104,15 @@ async def revoke(
         before = await con.fetchrow(Q.get, tid)
         if before is None:
             raise NotFound(f"no token {token_id!r}")
-        if who.scope_path is not None:
-            scope = before["jurisdiction_code"]
-            path = await con.fetchval("SELECT path FROM jurisdictions WHERE code = $1", scope)
+        if who is not None and who.scope_path is not None:
+            # A volunteer token has no jurisdiction of its own: it lives where its person does
+            # (as in ``list_tokens``), so a scoped admin can revoke what it can list.
+            path = await con.fetchval(
+                "SELECT path FROM jurisdictions WHERE code = COALESCE($1,"
+                " (SELECT jurisdiction_code FROM people WHERE id = $2))",
+                before["jurisdiction_code"],
+                before["person_id"],
+            )
             if path is None or not who.in_scope(path):
                 raise NotFound(f"no token {token_id!r}")
         row = await con.fetchrow(Q.revoke, tid)

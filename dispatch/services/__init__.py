@@ -1,0 +1,1 @@
+"""Application services: orchestration of domain, storage and solver (async, with I/O)."""

@@ -1,0 +1,471 @@
+"""Answers to offers, progress reports, coordinator overrides (pin, forbid, cancel, unlock)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from dispatch.access import Action, Principal, Role
+from dispatch.assignments import ACTIVE, STAMP, Status, check_move
+from dispatch.audit import AuditContext, AuditEntry
+from dispatch.errors import Conflict, FieldError, NotFound, ValidationFailed
+from dispatch.storage import audit_log
+from dispatch.storage import engine as engine_store
+from dispatch.storage.queries import queries
+
+Q = queries("assignments")
+
+_TIMES = (
+    "proposed_at",
+    "offered_at",
+    "accepted_at",
+    "declined_at",
+    "expired_at",
+    "en_route_at",
+    "on_scene_at",
+    "released_at",
+    "withdrawn_at",
+    "cancelled_at",
+    "offer_deadline",
+)
+
+
+def to_json(row: Any) -> dict[str, Any]:
+    """Public view of an assignment, with the incident it belongs to."""
+    out: dict[str, Any] = {
+        "id": row["id"],
+        "person": row["person_id"],
+        "incident": row["incident_id"],
+        "skill": row["skill"],
+        "status": row["status"],
+        "mode": row["mode_key"],
+        "plan": row["plan_id"],
+        "locked": row["locked"],
+        "pinned": row["pinned"],
+        "travel_minutes": row["travel_minutes"],
+        "reason": row["reason"],
+        "decline_reason": row["decline_reason"],
+        "version": row["version"],
+    }
+    for col in _TIMES:
+        value = row[col]
+        out[col] = value.isoformat() if value is not None else None
+    if "incident_title" in row:
+        out["incident_detail"] = {
+            "title": row["incident_title"],
+            "priority": row["incident_priority"],
+            "location": {"lat": row["incident_lat"], "lon": row["incident_lon"]},
+            "jurisdiction": row["jurisdiction_code"],
+        }
+    return out
+
+
+def _visible(who: Principal, row: Any) -> bool:
+    if who.role is Role.VOLUNTEER:
+        return bool(row["person_id"] == who.person_id)
+    if who.role in (Role.ADMIN, Role.COORDINATOR, Role.OBSERVER):
+        return who.in_scope(row["incident_path"])
+    return False
+
+
+async def get(con: asyncpg.Connection, who: Principal, assignment_id: str) -> dict[str, Any]:
+    """One assignment the caller may see; 404 otherwise (existence is not leaked)."""
+    row = await con.fetchrow(Q.get, assignment_id)
+    if row is None or not _visible(who, row):
+        raise NotFound(f"no assignment {assignment_id!r}")
+    return to_json(row)
+
+
+async def list_rows(
+    con: asyncpg.Connection,
+    who: Principal,
+    *,
+    person: str | None,
+    incident: str | None,
+    statuses: list[str] | None,
+    cursor: str | None,
+    limit: int,
+) -> list[dict[str, Any]]:
+    """Assignments in scope (a volunteer sees only their own)."""
+    if who.role is Role.VOLUNTEER:
+        person = who.person_id
+        scope = None
+    elif who.role in (Role.ADMIN, Role.COORDINATOR, Role.OBSERVER):
+        scope = who.scope_path
+    else:
+        raise NotFound("no assignments here")
+    rows = await con.fetch(Q.list, scope, person, incident, statuses, cursor, limit)
+    return [to_json(r) for r in rows]
+
+
+async def _move(
+    con: asyncpg.Connection,
+    who: Principal,
+    ctx: AuditContext,
+    assignment_id: str,
+    target: Status,
+    now: datetime,
+    *,
+    own_only: bool,
+    extra_sql: str = "",
+    extra_args: tuple[Any, ...] = (),
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Lock, check visibility and the lifecycle, move, audit. Returns (before, after)."""
+    row = await con.fetchrow(Q.get, assignment_id)
+    if row is None or not _visible(who, row):
+        raise NotFound(f"no assignment {assignment_id!r}")
+    if own_only and who.role is not Role.VOLUNTEER:
+        who.require("incident", Action.WRITE)
+    if not own_only:
+        who.require("incident", Action.WRITE)
+    locked = await con.fetchrow(Q.lock_row, assignment_id)
+    current = Status(locked["status"])
+    if (
+        current is Status.OFFERED
+        and target in (Status.ACCEPTED, Status.DECLINED)
+        and locked["offer_deadline"] <= now
+    ):
+        raise Conflict("this offer has expired", extra={"status": "expired"})
+    check_move(current, target)
+    before = to_json(row)
+    stamp = STAMP[target]
+    assert stamp in _TIMES  # the column name comes from a fixed table, never from input
+    new = await con.fetchrow(
+        f"UPDATE assignments SET status = $2, {stamp} = $3, version = version + 1{extra_sql}"
+        " WHERE id = $1 RETURNING *",
+        assignment_id,
+        target.value,
+        now,
+        *extra_args,
+    )
+    after = to_json({**dict(row), **dict(new)})
+    await audit_log.record(
+        con, ctx, AuditEntry(target.value, "assignment", assignment_id, before, after)
+    )
+    return before, after
+
+
+async def accept(
+    con: asyncpg.Connection, who: Principal, ctx: AuditContext, assignment_id: str, now: datetime
+) -> dict[str, Any]:
+    """The person says yes: the assignment is locked for the solver."""
+    async with con.transaction():
+        _, after = await _move(
+            con,
+            who,
+            ctx,
+            assignment_id,
+            Status.ACCEPTED,
+            now,
+            own_only=True,
+            extra_sql=", locked = true",
+        )
+        return after
+
+
+async def decline(
+    con: asyncpg.Connection,
+    who: Principal,
+    ctx: AuditContext,
+    assignment_id: str,
+    reason: str,
+    now: datetime,
+    *,
+    debounce_s: float,
+) -> dict[str, Any]:
+    """The person says no: never offered this incident again; the gap is re-planned."""
+    async with con.transaction():
+        _, after = await _move(
+            con,
+            who,
+            ctx,
+            assignment_id,
+            Status.DECLINED,
+            now,
+            own_only=True,
+            extra_sql=", decline_reason = $4",
+            extra_args=(reason,),
+        )
+        await con.execute(
+            Q.upsert_rule, after["person"], after["incident"], "declined", None, now, ctx.actor
+        )
+        await engine_store.request_replan(
+            con, now, f"{after['person']} declined {after['incident']}", debounce_s
+        )
+        return after
+
+
+async def report_status(
+    con: asyncpg.Connection,
+    who: Principal,
+    ctx: AuditContext,
+    assignment_id: str,
+    target: Status,
+    now: datetime,
+    position: tuple[float, float] | None,
+) -> dict[str, Any]:
+    """En route, on scene, done (released), optionally with a position."""
+    async with con.transaction():
+        _, after = await _move(con, who, ctx, assignment_id, target, now, own_only=True)
+        if position is not None:
+            await con.execute(Q.set_position, assignment_id, position[0], position[1])
+        return after
+
+
+async def cancel(
+    con: asyncpg.Connection,
+    who: Principal,
+    ctx: AuditContext,
+    assignment_id: str,
+    now: datetime,
+    *,
+    exercise: bool,
+    debounce_s: float,
+) -> dict[str, Any]:
+    """A coordinator cancels an assignment; the person is told and the gap re-planned."""
+    async with con.transaction():
+        _, after = await _move(con, who, ctx, assignment_id, Status.CANCELLED, now, own_only=False)
+        await engine_store.send(
+            con,
+            after["person"],
+            "assignment_cancelled",
+            {"assignment": assignment_id, "incident": after["incident"]},
+            now=now,
+            exercise=exercise,
+        )
+        await engine_store.request_replan(con, now, f"cancelled {assignment_id}", debounce_s)
+        return after
+
+
+async def set_locked(
+    con: asyncpg.Connection,
+    who: Principal,
+    ctx: AuditContext,
+    assignment_id: str,
+    locked: bool,
+    now: datetime,
+    *,
+    debounce_s: float,
+) -> dict[str, Any]:
+    """Lock or unlock an assignment for the solver (coordinator)."""
+    who.require("incident", Action.WRITE)
+    async with con.transaction():
+        row = await con.fetchrow(Q.get, assignment_id)
+        if row is None or not _visible(who, row):
+            raise NotFound(f"no assignment {assignment_id!r}")
+        if Status(row["status"]) not in ACTIVE:
+            raise Conflict(f"the assignment is {row['status']}; only active ones can be (un)locked")
+        new = await con.fetchrow(Q.set_locked, assignment_id, locked)
+        before, after = to_json(row), to_json({**dict(row), **dict(new)})
+        await audit_log.record(
+            con,
+            ctx,
+            AuditEntry("lock" if locked else "unlock", "assignment", assignment_id, before, after),
+        )
+        if not locked:
+            await engine_store.request_replan(con, now, f"unlocked {assignment_id}", debounce_s)
+        return after
+
+
+async def _incident_in_scope(con: asyncpg.Connection, who: Principal, incident_id: str) -> Any:
+    who.require("incident", Action.WRITE)
+    inc = await con.fetchrow(Q.incident_for_update, incident_id)
+    if inc is None or not who.in_scope(inc["path"]):
+        raise NotFound(f"no incident {incident_id!r}")
+    return inc
+
+
+async def _person_exists(con: asyncpg.Connection, person_id: str) -> None:
+    if await con.fetchrow(Q.person_path, person_id) is None:
+        raise ValidationFailed(
+            f"unknown person {person_id!r}", errors=[FieldError("/person", "unknown person")]
+        )
+
+
+async def pin(
+    con: asyncpg.Connection,
+    who: Principal,
+    ctx: AuditContext,
+    incident_id: str,
+    person_id: str,
+    skill: str | None,
+    now: datetime,
+    *,
+    offer_expiry_s: int,
+    mode_key: str,
+    exercise: bool,
+    debounce_s: float,
+) -> dict[str, Any]:
+    """Force a person onto an incident: offered at once, locked and pinned for the solver."""
+    async with con.transaction():
+        inc = await _incident_in_scope(con, who, incident_id)
+        await _person_exists(con, person_id)
+        lines = {d["skill"] for d in inc["demands"] or []}
+        if skill is None:
+            raise ValidationFailed(
+                "name the skill to pin for", errors=[FieldError("/skill", "required")]
+            )
+        if skill not in lines:
+            raise ValidationFailed(
+                f"incident {incident_id!r} has no demand for {skill!r}",
+                errors=[FieldError("/skill", "not a demand line of this incident")],
+            )
+        if inc["status"] not in ("reported", "active"):
+            raise Conflict(f"incident {incident_id!r} is {inc['status']}")
+        for act in await con.fetch(Q.active_of_person, person_id):
+            if act["incident_id"] == incident_id and act["skill"] == skill:
+                raise Conflict("this person is already assigned there")
+            if act["status"] in ("accepted", "en_route", "on_scene") or act["pinned"]:
+                raise Conflict(
+                    f"{person_id!r} is committed to {act['incident_id']!r}; cancel that first",
+                    extra={"assignment": act["id"]},
+                )
+            await con.execute(
+                "UPDATE assignments SET status = 'withdrawn', withdrawn_at = $2,"
+                " version = version + 1 WHERE id = $1",
+                act["id"],
+                now,
+            )
+            await engine_store.send(
+                con,
+                person_id,
+                "offer_withdrawn",
+                {"assignment": act["id"], "incident": act["incident_id"]},
+                now=now,
+                exercise=exercise,
+            )
+        await con.execute(Q.upsert_rule, person_id, incident_id, "pin", skill, now, ctx.actor)
+        from datetime import timedelta
+
+        row = await con.fetchrow(
+            Q.insert_pinned,
+            person_id,
+            incident_id,
+            skill,
+            mode_key,
+            f"pinned by {ctx.actor}",
+            now + timedelta(seconds=offer_expiry_s),
+            now,
+        )
+        out = to_json(row)
+        await engine_store.send(
+            con,
+            person_id,
+            "offer",
+            {
+                "assignment": out["id"],
+                "incident": incident_id,
+                "skill": skill,
+                "deadline": out["offer_deadline"],
+                "reason": out["reason"],
+                "pinned": True,
+            },
+            now=now,
+            exercise=exercise,
+        )
+        await audit_log.record(con, ctx, AuditEntry("pin", "assignment", out["id"], None, out))
+        await engine_store.request_replan(
+            con, now, f"pinned {person_id} to {incident_id}", debounce_s
+        )
+        return out
+
+
+async def forbid(
+    con: asyncpg.Connection,
+    who: Principal,
+    ctx: AuditContext,
+    incident_id: str,
+    person_id: str,
+    now: datetime,
+    *,
+    exercise: bool,
+    debounce_s: float,
+) -> dict[str, Any]:
+    """Never send this person to this incident; an active assignment there is cancelled."""
+    async with con.transaction():
+        await _incident_in_scope(con, who, incident_id)
+        await _person_exists(con, person_id)
+        await con.execute(Q.upsert_rule, person_id, incident_id, "forbid", None, now, ctx.actor)
+        for act in await con.fetch(Q.active_of_person, person_id):
+            if act["incident_id"] != incident_id:
+                continue
+            await con.execute(
+                "UPDATE assignments SET status = 'cancelled', cancelled_at = $2,"
+                " version = version + 1 WHERE id = $1",
+                act["id"],
+                now,
+            )
+            await engine_store.send(
+                con,
+                person_id,
+                "assignment_cancelled",
+                {"assignment": act["id"], "incident": incident_id},
+                now=now,
+                exercise=exercise,
+            )
+        rule = {"person": person_id, "incident": incident_id, "rule": "forbid"}
+        await audit_log.record(
+            con, ctx, AuditEntry("forbid", "pair_rule", f"{person_id}@{incident_id}", None, rule)
+        )
+        await engine_store.request_replan(
+            con, now, f"forbade {person_id} at {incident_id}", debounce_s
+        )
+        return rule
+
+
+async def clear_rule(
+    con: asyncpg.Connection,
+    who: Principal,
+    ctx: AuditContext,
+    incident_id: str,
+    person_id: str,
+    now: datetime,
+    *,
+    debounce_s: float,
+) -> None:
+    """Remove a pin, forbid, or recorded decline/expiry for a pair."""
+    async with con.transaction():
+        await _incident_in_scope(con, who, incident_id)
+        rule = await con.fetchval(Q.delete_rule, person_id, incident_id)
+        if rule is None:
+            raise NotFound(f"no rule for {person_id!r} at {incident_id!r}")
+        await con.execute(
+            "UPDATE assignments SET pinned = false, locked = (status <> 'offered' AND locked)"
+            " WHERE person_id = $1 AND incident_id = $2 AND pinned",
+            person_id,
+            incident_id,
+        )
+        await audit_log.record(
+            con,
+            ctx,
+            AuditEntry(
+                "clear_rule", "pair_rule", f"{person_id}@{incident_id}", {"rule": rule}, None
+            ),
+        )
+        await engine_store.request_replan(
+            con, now, f"cleared rule {person_id}@{incident_id}", debounce_s
+        )
+
+
+async def rules(con: asyncpg.Connection, who: Principal, incident_id: str) -> list[dict[str, Any]]:
+    """Pins, forbids, declines and expiries recorded for an incident."""
+    who.require("incident", Action.READ)
+    inc = await con.fetchrow(
+        "SELECT j.path FROM incidents i JOIN jurisdictions j ON j.code = i.jurisdiction_code"
+        " WHERE i.id = $1",
+        incident_id,
+    )
+    if inc is None or not who.in_scope(inc["path"]):
+        raise NotFound(f"no incident {incident_id!r}")
+    return [
+        {
+            "person": r["person_id"],
+            "rule": r["rule"],
+            "skill": r["skill"],
+            "created_at": r["created_at"].isoformat(),
+            "created_by": r["created_by"],
+        }
+        for r in await con.fetch(Q.rules_of_incident, incident_id)
+    ]

@@ -1,0 +1,155 @@
+"""Stored plans: every plan with its snapshot, so any decision can be replayed and explained."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+
+from dispatch.access import Action, Principal
+from dispatch.errors import NotFound
+from dispatch.storage.queries import queries
+
+Q = queries("plans")
+
+
+def _summary(row: Any) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "created_at": row["created_at"].isoformat(),
+        "trigger": row["trigger"],
+        "status": row["status"],
+        "method": row["method"],
+        "solve_seconds": row["solve_seconds"],
+        "offers_made": row["offers_made"],
+        "withdrawn": row["withdrawn"],
+        "allocations_made": row["allocations_made"],
+    }
+
+
+async def _paths(con: asyncpg.Connection, incident_ids: set[str]) -> dict[str, str]:
+    rows = await con.fetch(
+        "SELECT i.id, j.path FROM incidents i JOIN jurisdictions j ON j.code = i.jurisdiction_code"
+        " WHERE i.id = ANY($1::text[])",
+        sorted(incident_ids),
+    )
+    return {r["id"]: r["path"] for r in rows}
+
+
+def _incidents_of(result: dict[str, Any]) -> set[str]:
+    out: set[str] = set()
+    for g in result["groups"]:
+        plan = g["plan"]
+        out |= {a["incident"] for a in plan["assignments"]}
+        out |= {a["incident"] for a in plan["allocations"]}
+        out |= {u["incident"] for u in plan["unmet"]}
+    return out
+
+
+def _filtered(plan: dict[str, Any], keep: set[str]) -> dict[str, Any]:
+    return {
+        **plan,
+        "assignments": [a for a in plan["assignments"] if a["incident"] in keep],
+        "allocations": [a for a in plan["allocations"] if a["incident"] in keep],
+        "unmet": [u for u in plan["unmet"] if u["incident"] in keep],
+    }
+
+
+async def get(con: asyncpg.Connection, who: Principal, plan_id: int) -> dict[str, Any]:
+    """A plan with its reasons, limited to the incidents in the caller's scope."""
+    who.require("incident", Action.READ)
+    row = await con.fetchrow(Q.get, plan_id)
+    if row is None:
+        raise NotFound(f"no plan {plan_id}")
+    result = row["result"]
+    paths = await _paths(con, _incidents_of(result))
+    keep = {i for i, p in paths.items() if who.in_scope(p)}
+    groups = [
+        {"key": g["key"], "mode": g["mode"], **_filtered(g["plan"], keep)} for g in result["groups"]
+    ]
+    return {**_summary(row), "groups": groups}
+
+
+async def snapshot(con: asyncpg.Connection, who: Principal, plan_id: int) -> dict[str, Any]:
+    """The solver input of a stored plan (admins only: it holds everyone's location)."""
+    who.require("audit", Action.READ)
+    snap = await con.fetchval(Q.get_snapshot, plan_id)
+    if snap is None:
+        raise NotFound(f"no plan {plan_id}")
+    result: dict[str, Any] = snap
+    return result
+
+
+async def list_plans(
+    con: asyncpg.Connection, who: Principal, before: int | None, limit: int
+) -> list[dict[str, Any]]:
+    """Recent plans, newest first (summaries)."""
+    who.require("incident", Action.READ)
+    return [_summary(r) for r in await con.fetch(Q.list, before, limit)]
+
+
+async def for_incident(con: asyncpg.Connection, who: Principal, incident_id: str) -> dict[str, Any]:
+    """The latest plan's view of one incident: picks with reasons, unmet demand, supplies."""
+    who.require("incident", Action.READ)
+    paths = await _paths(con, {incident_id})
+    if incident_id not in paths or not who.in_scope(paths[incident_id]):
+        raise NotFound(f"no incident {incident_id!r}")
+    latest = await con.fetchval(Q.latest_id)
+    picks: list[dict[str, Any]] = []
+    unmet: list[dict[str, Any]] = []
+    plan_allocs: list[dict[str, Any]] = []
+    if latest is not None:
+        row = await con.fetchrow(Q.get, latest)
+        for g in row["result"]["groups"]:
+            f = _filtered(g["plan"], {incident_id})
+            picks += f["assignments"]
+            unmet += f["unmet"]
+            plan_allocs += f["allocations"]
+    active = await con.fetch(Q.incident_active, incident_id)
+    allocations = await con.fetch(Q.incident_allocations, incident_id)
+    return {
+        "incident": incident_id,
+        "plan": latest,
+        "picks": picks,
+        "unmet": unmet,
+        "assignments": [
+            {
+                "id": a["id"],
+                "person": a["person_id"],
+                "skill": a["skill"],
+                "status": a["status"],
+                "locked": a["locked"],
+                "pinned": a["pinned"],
+                "reason": a["reason"],
+            }
+            for a in active
+        ],
+        "allocations": [
+            {
+                "id": a["id"],
+                "depot": a["depot_id"],
+                "item": a["item"],
+                "quantity": a["quantity"],
+                "status": a["status"],
+            }
+            for a in allocations
+        ],
+    }
+
+
+async def unmet(con: asyncpg.Connection, who: Principal) -> dict[str, Any]:
+    """Unmet demand of the latest plan, per incident and skill or item, in the caller's scope."""
+    who.require("incident", Action.READ)
+    latest = await con.fetchval(Q.latest_id)
+    if latest is None:
+        return {"plan": None, "items": []}
+    row = await con.fetchrow(Q.get, latest)
+    result = row["result"]
+    paths = await _paths(con, _incidents_of(result))
+    items = [
+        u
+        for g in result["groups"]
+        for u in g["plan"]["unmet"]
+        if who.in_scope(paths.get(u["incident"], "/"))
+    ]
+    return {"plan": latest, "items": items}

@@ -1,0 +1,156 @@
+"""``solve(snapshot) -> Plan``: the pure entry point that ties the methods together.
+
+Order of work: compile → greedy baseline → min-cost flow (exact when the candidate graph fits
+the budget) → minimum-crew repair and CP-SAT polish only when the flow plan breaks a ``min`` →
+keep whichever of optimiser and greedy is better → supplies → reasons.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from solver.crew import polish_min_crew, top_arcs
+from solver.explain import explain
+from solver.greedy import greedy_assign
+from solver.people import Arcs, flow_assign, repair_min_crew, violated
+from solver.plan import Objective, Plan, Stats, Status
+from solver.problem import I32, Problem, compile_problem, score
+from solver.snapshot import Snapshot
+from solver.supplies import solve_supplies
+
+__all__ = ["ARC_BUDGET", "solve"]
+
+ARC_BUDGET = 1_500_000  # person–line arcs the exact flow takes; beyond it, nearest-first pruning
+REPAIR_BUDGET = 400_000  # arcs for the repeated flow solves of the minimum-crew repair
+# Work estimate used to size the repair deterministically (never from the wall clock):
+# seconds per arc of one flow solve on this class of machine, with margin.
+SECONDS_PER_ARC = 2.5e-6
+
+
+def solve(snapshot: Snapshot, *, time_limit_s: float = 5.0, seed: int = 0) -> Plan:
+    """Plan people and supplies for ``snapshot``.
+
+    Pure and deterministic: the same snapshot and seed give the same plan (``stats.seconds``
+    aside). Never raises for a valid snapshot; an empty or hopeless one yields a plan whose
+    status says so, with all demand in ``unmet``.
+    """
+    start = time.perf_counter()
+    problem = compile_problem(snapshot)
+    greedy = greedy_assign(problem)
+    greedy_score = score(problem, greedy)
+    arcs, pruned = _arcs(problem)
+    capacity = np.where(problem.line_open, problem.capacity, 0).astype(np.int32)
+    relaxed = flow_assign(problem, arcs, capacity)
+    bound = _bound(problem)
+    if not pruned:
+        bound = min(bound, score(problem, relaxed).covered)
+    method = "flow-pruned" if pruned else "flow"
+    proven = not pruned
+    best = relaxed
+    if len(violated(problem, relaxed)):
+        proven = False
+        small, _ = _prune(problem, arcs, REPAIR_BUDGET, keep=relaxed)
+        spent = SECONDS_PER_ARC * len(arcs[0])
+        solves = int((0.7 * time_limit_s - spent) / (SECONDS_PER_ARC * max(1, len(small[0]))))
+        solves = max(2, min(solves, 30))
+        best = repair_min_crew(problem, small, relaxed, solves)
+        spent += solves * SECONDS_PER_ARC * len(small[0])
+        method += "+repair"
+        wall_left = time_limit_s - (time.perf_counter() - start)
+        # CP-SAT is only worth its time when covered weight may still be short of the bound.
+        if score(problem, best).covered < bound and spent < 0.6 * time_limit_s:
+            crew = polish_min_crew(
+                problem,
+                arcs,
+                capacity,
+                best,
+                seed=seed,
+                deterministic_s=0.15 * time_limit_s,
+                wall_s=max(0.1, wall_left - 0.2),
+            )
+            if crew is not None and score(problem, crew.assign).better_than(score(problem, best)):
+                best = crew.assign
+                method += "+cp-sat"
+    best_score = score(problem, best)
+    if greedy_score.better_than(best_score):
+        best, best_score, method, proven = greedy, greedy_score, "greedy", False
+    assignments, unmet = explain(problem, best)
+    supplies = solve_supplies(snapshot)
+    unmet += supplies.unmet
+    unmet.sort(key=lambda u: _incident_order(problem)[u.incident])
+    status = _status(problem, snapshot, proven, len(assignments) + len(supplies.allocations))
+    gap = 100.0 * (bound - best_score.covered) / bound if bound > 0 else 0.0
+    return Plan(
+        assignments=assignments,
+        allocations=supplies.allocations,
+        unmet=unmet,
+        objective=Objective(
+            covered_weight=best_score.covered,
+            travel_minutes=round(best_score.travel, 2),
+            reassignments=best_score.reassignments,
+            penalised_minutes=round(best_score.penalised, 2),
+            supply_weighted_units=supplies.weighted_units,
+            supply_unit_minutes=supplies.unit_minutes,
+        ),
+        stats=Stats(
+            status=status,
+            method=method,
+            best_bound=bound,
+            gap_percent=round(max(gap, 0.0), 3),
+            greedy_covered_weight=greedy_score.covered,
+            greedy_penalised_minutes=round(greedy_score.penalised, 2),
+            candidates=len(arcs[0]),
+            pruned=pruned,
+            seed=seed,
+            seconds=round(time.perf_counter() - start, 4),
+        ),
+    )
+
+
+def _arcs(problem: Problem) -> tuple[Arcs, bool]:
+    """Free arcs, cut to the nearest candidates per line when there are too many."""
+    return _prune(problem, problem.free_arcs(), ARC_BUDGET)
+
+
+def _prune(problem: Problem, arcs: Arcs, budget: int, keep: I32 | None = None) -> tuple[Arcs, bool]:
+    """The ``capacity + extra`` nearest candidates per line, ``extra`` as large as ``budget``
+    allows; arcs used by the assignment ``keep`` always stay."""
+    if len(arcs[0]) <= budget:
+        return arcs, False
+    capacity = problem.capacity
+    person, line, _ = arcs
+    lengths = np.bincount(line, minlength=problem.n_lines)
+    lo, hi = 0, int(lengths.max())
+    while lo < hi:  # largest extra whose top-(capacity + extra) lists fit the budget
+        mid = (lo + hi + 1) // 2
+        if int(np.minimum(lengths, capacity + mid).sum()) <= budget:
+            lo = mid
+        else:
+            hi = mid - 1
+    mask = top_arcs(problem, arcs, capacity, lo)
+    if keep is not None:
+        mask |= keep[person] == line
+    return (arcs[0][mask], arcs[1][mask], arcs[2][mask]), True
+
+
+def _bound(problem: Problem) -> int:
+    """Upper bound on covered weight: each open line filled as far as its candidates allow."""
+    fill = np.minimum(problem.line_count, problem.line_fixed + problem.line_eligible_free)
+    return int((problem.line_weight * np.where(problem.line_open, fill, 0)).sum())
+
+
+def _incident_order(problem: Problem) -> dict[str, int]:
+    return {ident: k for k, ident in enumerate(problem.incident_ids)}
+
+
+def _status(problem: Problem, snapshot: Snapshot, proven: bool, picks: int) -> Status:
+    demand = problem.n_lines > 0 or any(
+        q > 0 for inc in snapshot.incidents for q in inc.supplies.values()
+    )
+    if not demand:
+        return "empty"
+    if picks == 0:
+        return "infeasible"
+    return "optimal" if proven else "feasible"
