@@ -136,7 +136,8 @@ def openapi(apis: list[Api], *, title: str, version: str) -> dict[str, Any]:
                 for n in _PARAM.findall(op.path)
             ]
             if op.query is not None:
-                qs = op.query.model_json_schema()
+                qs = op.query.model_json_schema(ref_template="#/components/schemas/{model}")
+                components.update(qs.pop("$defs", {}))
                 required = set(qs.get("required", []))
                 for name, prop in qs.get("properties", {}).items():
                     params.append(

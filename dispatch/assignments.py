@@ -61,12 +61,12 @@ def check_move(current: Status, target: Status) -> None:
     if can_move(current, target):
         return
     if current is Status.EXPIRED:
-        raise Conflict("this offer has expired", extra={"status": current.value})
+        raise Conflict("this offer has expired", extra={"current_status": current.value})
     if current in (Status.WITHDRAWN, Status.CANCELLED):
-        raise Conflict("this offer was withdrawn", extra={"status": current.value})
+        raise Conflict("this offer was withdrawn", extra={"current_status": current.value})
     raise Conflict(
         f"an assignment that is {current.value} cannot become {target.value}",
-        extra={"status": current.value},
+        extra={"current_status": current.value},
     )
 
 
@@ -97,9 +97,7 @@ class PairRuleCreate(Strict):
     reason: Annotated[str, Field(max_length=500)] = ""
 
 
-def worked_hours(
-    start: float | None, end: float | None, now: float
-) -> float:
+def worked_hours(start: float | None, end: float | None, now: float) -> float:
     """Hours between ``start`` and ``end`` (or ``now`` while still deployed), in epoch seconds."""
     if start is None:
         return 0.0

@@ -170,6 +170,10 @@ def _planned(incident: Mapping[str, Any] | None) -> bool:
     return incident is not None and incident.get("status") in PLANNED
 
 
+def _open(incident: Mapping[str, Any] | None) -> bool:
+    return incident is not None and incident.get("status") in OPEN
+
+
 def _demand_key(incident: Mapping[str, Any]) -> dict[str, tuple[int, int]]:
     return {d["skill"]: (d["count"], d.get("min", 1)) for d in incident.get("demands", [])}
 
@@ -179,11 +183,12 @@ def demand_changed(before: Mapping[str, Any] | None, after: Mapping[str, Any] | 
 
     Both are public representations from :func:`to_json` (``None`` when the incident does not
     exist on that side). True when the incident enters or leaves the planned statuses
-    (:data:`PLANNED`), or, while planned, its demand lines (compared by skill, in any order),
-    supplies, location, jurisdiction (whose mode policy applies) or priority change. Title,
-    description, type and ``reported → active`` do not matter to the plan.
+    (:data:`PLANNED`), when it closes (its crew and undelivered supplies come free), or, while
+    planned, when its demand lines (compared by skill, in any order), supplies, location,
+    jurisdiction (whose mode policy applies) or priority change. Title, description, type and
+    ``reported → active`` do not matter to the plan.
     """
-    if _planned(before) != _planned(after):
+    if _planned(before) != _planned(after) or _open(before) != _open(after):
         return True
     if not _planned(before):
         return False

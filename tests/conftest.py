@@ -95,7 +95,7 @@ MakeClient = Callable[..., Awaitable[Any]]
 
 
 @pytest_asyncio.fixture(loop_scope="session")
-async def client(aiohttp_client: Any, settings: Settings) -> Any:
+async def client(settings: Settings, aiohttp_client: Any) -> Any:
     """The real app, served on a local port, with a client."""
     from api.app import create_app
 

@@ -9,15 +9,27 @@ from pydantic import BeforeValidator
 
 from api.context import audit_ctx
 from api.http import ListQuery, if_match, json_response, page, principal, read_json
-from api.keys import POOL
+from api.keys import CLOCK, POOL, SETTINGS
 from api.spec import Api, query_params
 from api.views.supplies import text_cursor
 from dispatch import incidents as dom
 from dispatch.access import Action
+from dispatch.services.mobilisation import incident_hook
 from dispatch.storage import incidents as store
 from dispatch.validation import Code, Priority
 
 api = Api()
+
+
+def _engine_hook(request: web.Request) -> store.ChangeHook:
+    """Re-plan (debounced) and release on close, inside the incident change's transaction."""
+    return incident_hook(
+        request.app[CLOCK].now(),
+        exercise=False,
+        debounce_s=request.app[SETTINGS].replan_debounce_s,
+    )
+
+
 TAG = "incidents"
 READERS = ("admin", "coordinator", "observer")
 WRITERS = ("admin", "coordinator")
@@ -84,7 +96,9 @@ async def create_incident(request: web.Request) -> web.Response:
     principal(request).require("incident", Action.WRITE)
     body = await read_json(request, dom.IncidentCreate)
     async with request.app[POOL].acquire() as con:
-        out = await store.create(con, principal(request), audit_ctx(request), body)
+        out = await store.create(
+            con, principal(request), audit_ctx(request), body, on_change=_engine_hook(request)
+        )
     return json_response(
         out,
         status=201,
@@ -120,6 +134,7 @@ async def patch_incident(request: web.Request) -> web.Response:
             request.match_info["id"],
             body,
             if_match(request),
+            on_change=_engine_hook(request),
         )
     return json_response(out, etag_version=out["version"])
 
@@ -144,5 +159,6 @@ async def change_status(request: web.Request) -> web.Response:
             request.match_info["id"],
             body,
             if_match(request),
+            on_change=_engine_hook(request),
         )
     return json_response(out, etag_version=out["version"])

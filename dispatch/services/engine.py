@@ -21,6 +21,7 @@ from dispatch import planning
 from dispatch.clock import Clock
 from dispatch.storage import engine as store
 from dispatch.storage import world as world_store
+from solver import parse_snapshot, solve
 
 log = logging.getLogger("muster.engine")
 
@@ -43,8 +44,6 @@ class NoWaker:
 
 def solve_snapshot(snapshot: dict[str, Any], time_limit_s: float, seed: int) -> dict[str, Any]:
     """Run the pure solver on a snapshot dict (in an executor)."""
-    from solver import parse_snapshot, solve
-
     return solve(parse_snapshot(snapshot), time_limit_s=time_limit_s, seed=seed).to_dict()
 
 
@@ -98,6 +97,11 @@ class Engine:
         self.on_plan = on_plan
         self._lock = asyncio.Lock()
         self.plans_made = 0
+
+    async def warm_up(self) -> None:
+        """Read the world once so the first real re-plan finds the roster parsed and cached."""
+        async with self.pool.acquire() as con:
+            await world_store.load(con, self.clock.now())
 
     async def next_due(self) -> datetime | None:
         """When the engine next has something to do."""

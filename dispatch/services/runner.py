@@ -106,6 +106,7 @@ class LiveRunner:
         self.leader_event.set()
         await con.add_listener("muster_engine", self._on_notify)
         log.info("this instance now leads the engine")
+        await self.engine.warm_up()
         self._wake()  # re-arm from the database: pending offers and re-plans survive restarts
 
     def _on_notify(self, *_args: Any) -> None:

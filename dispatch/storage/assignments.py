@@ -127,7 +127,7 @@ async def _move(
         and target in (Status.ACCEPTED, Status.DECLINED)
         and locked["offer_deadline"] <= now
     ):
-        raise Conflict("this offer has expired", extra={"status": "expired"})
+        raise Conflict("this offer has expired", extra={"current_status": "expired"})
     check_move(current, target)
     before = to_json(row)
     stamp = STAMP[target]

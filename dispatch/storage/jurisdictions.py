@@ -119,7 +119,7 @@ async def delete(
         try:
             async with con.transaction():
                 await con.execute(Q.delete, code)
-        except asyncpg.ForeignKeyViolationError:
+        except (asyncpg.ForeignKeyViolationError, asyncpg.RestrictViolationError):
             raise Conflict(
                 f"jurisdiction {code!r} still has sub-jurisdictions, people, depots or incidents"
             ) from None

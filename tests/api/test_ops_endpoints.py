@@ -6,7 +6,6 @@ import html
 import re
 from typing import Any
 
-import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from api.app import all_apis
@@ -156,11 +155,6 @@ async def test_openapi_is_a_3_1_document_describing_every_route(client: Any) -> 
         assert ref.rsplit("/", 1)[1] in schemas, ref
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="api/spec.py keeps query-parameter schemas' '#/$defs/...' refs (e.g. an enum filter) "
-    "without moving the $defs into components, so those refs dangle",
-)
 async def test_openapi_query_parameter_references_resolve(client: Any) -> None:
     spec = await (await client.get("/openapi.json")).json()
     schemas = spec["components"]["schemas"]
