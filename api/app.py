@@ -79,7 +79,9 @@ async def _engine(app: web.Application) -> AsyncIterator[None]:
         ),
     )
     app[ENGINE] = engine
-    runner = LiveRunner(engine, app[DSN]) if app[LIVE_ENGINE] else None
+    runner = (
+        LiveRunner(engine, app[DSN], retry_s=settings.leader_retry_s) if app[LIVE_ENGINE] else None
+    )
     app[RUNNER] = runner
     if runner is not None:
         await runner.start()

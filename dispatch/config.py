@@ -32,6 +32,7 @@ class Settings:
     engine: bool = True
     solve_time_limit_s: float = 2.0
     replan_debounce_s: float = 1.0
+    leader_retry_s: float = 5.0
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -53,6 +54,7 @@ class Settings:
             engine=e.get("MUSTER_ENGINE", "on").lower() not in ("off", "0", "false", "no"),
             solve_time_limit_s=float(e.get("MUSTER_SOLVE_TIME_LIMIT_S", base.solve_time_limit_s)),
             replan_debounce_s=float(e.get("MUSTER_REPLAN_DEBOUNCE_S", base.replan_debounce_s)),
+            leader_retry_s=float(e.get("MUSTER_LEADER_RETRY_S", base.leader_retry_s)),
         )
 
     def with_overrides(self, **changes: object) -> Settings:

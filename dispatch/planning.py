@@ -114,6 +114,7 @@ class GroupResult:
     mode: str
     snapshot: dict[str, Any]
     plan: dict[str, Any]
+    surplus: list[str] = field(default_factory=list)
 
 
 def _parent(path: str) -> str | None:
@@ -174,6 +175,7 @@ def plan_world(
     # A committed person stays with their incident; an offered one may only move within its group.
     home_group = {a.person_id: incident_group.get(a.incident_id) for a in world.active}
     stock = {d.id: dict(d.stock) for d in world.depots}
+    surplus = _surplus(world)
     results: list[GroupResult] = []
     for key, incs in groups.items():
         policy = incs[0].policy
@@ -186,7 +188,7 @@ def plan_world(
                 continue
             act = active_by_person.get(p.id)
             if act is not None:
-                if home_group.get(p.id) != key or act.incident_id not in ids:
+                if home_group.get(p.id) != key or act.incident_id not in ids or act.id in surplus:
                     continue
                 fixed = act.pinned or act.locked
                 skills = sorted(set(p.skills) | {act.skill})
@@ -244,8 +246,43 @@ def plan_world(
             taken.add(a["person"])
         for al in plan["allocations"]:
             stock[al["depot"]][al["item"]] -= al["quantity"]
-        results.append(GroupResult(_key_text(key), policy.key, snapshot, plan))
+        results.append(
+            GroupResult(
+                _key_text(key),
+                policy.key,
+                snapshot,
+                plan,
+                sorted(a for a in surplus if surplus[a] in ids),
+            )
+        )
     return results
+
+
+# Who keeps their place when a demand line shrinks: people already working first.
+_PRECEDENCE = {Status.ON_SCENE: 0, Status.EN_ROUTE: 1, Status.ACCEPTED: 2, Status.OFFERED: 3}
+
+
+def _surplus(world: World) -> dict[str, str]:
+    """Fixed assignments that no longer fit their incident's demand (assignment → incident).
+
+    A coordinator may lower a count or drop a skill line while people are locked to it; the
+    most advanced ones keep their places and the rest are released rather than kept idle.
+    """
+    lines = {(i.id, d["skill"]): int(d["count"]) for i in world.incidents for d in i.demands}
+    planned = {i.id for i in world.incidents}
+    fixed = sorted(
+        (a for a in world.active if (a.locked or a.pinned) and a.incident_id in planned),
+        key=lambda a: (_PRECEDENCE.get(a.status, 4), a.id),
+    )
+    used: dict[tuple[str, str], int] = {}
+    out: dict[str, str] = {}
+    for a in fixed:
+        line = (a.incident_id, a.skill)
+        if used.get(line, 0) < lines.get(line, 0):
+            used[line] = used.get(line, 0) + 1
+        else:
+            out[a.id] = a.incident_id
+    return out
 
 
 def _key_text(key: tuple[int, str, str]) -> str:
@@ -270,11 +307,13 @@ class Offer:
 
 @dataclass
 class Changes:
-    """What applying the plans changes: new offers, offers to withdraw, supplies to reserve."""
+    """What applying the plans changes: new offers, offers to withdraw, supplies to reserve,
+    and fixed assignments to release because their demand line shrank."""
 
     offers: list[Offer]
     withdraw: list[str]
     allocations: list[dict[str, Any]]
+    release: list[str] = field(default_factory=list)
 
 
 def diff(results: list[GroupResult], active: list[ActiveView]) -> Changes:
@@ -295,4 +334,5 @@ def diff(results: list[GroupResult], active: list[ActiveView]) -> Changes:
         if k not in wanted and a.status in MOVABLE and not a.locked and not a.pinned
     )
     allocations = [{**al, "mode_key": r.mode} for r in results for al in r.plan["allocations"]]
-    return Changes(offers, withdraw, allocations)
+    release = sorted(a for r in results for a in r.surplus)
+    return Changes(offers, withdraw, allocations, release)

@@ -88,6 +88,7 @@ class Engine:
         waker: Waker | None = None,
         config: EngineConfig | None = None,
         on_plan: Callable[[TickReport], None] | None = None,
+        planner: Callable[[planning.World, float, int], list[planning.GroupResult]] | None = None,
     ) -> None:
         self.pool = pool
         self.clock = clock
@@ -95,6 +96,8 @@ class Engine:
         self.waker = waker or NoWaker()
         self.config = config or EngineConfig()
         self.on_plan = on_plan
+        self.planner = planner or plan_in_executor
+        self.superseded = 0
         self._lock = asyncio.Lock()
         self.plans_made = 0
 
@@ -142,7 +145,7 @@ class Engine:
             started = time.perf_counter()
             results = await loop.run_in_executor(
                 self.executor,
-                plan_in_executor,
+                self.planner,
                 world,
                 self.config.solve_time_limit_s,
                 self.config.seed,
@@ -152,6 +155,7 @@ class Engine:
                 newer = await store.generation(con) != gen
             if newer and attempt < self.config.max_supersede:
                 log.info("plan superseded by a newer request; solving again")
+                self.superseded += 1
                 continue
             changes = planning.diff(results, world.active)
             async with self.pool.acquire() as con:

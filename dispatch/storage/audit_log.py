@@ -14,8 +14,12 @@ GENESIS = "0" * 64
 
 
 async def record(con: asyncpg.Connection, ctx: AuditContext, entry: AuditEntry) -> int:
-    """Append ``entry``; call inside the transaction that makes the change."""
-    seq: int = await con.fetchval(
+    """Append ``entry``; call inside the transaction that makes the change.
+
+    Returns the row's id; its chain position (``seq``) and hash are assigned when the
+    transaction commits.
+    """
+    row_id: int = await con.fetchval(
         Q.insert_entry,
         ctx.actor,
         ctx.actor_role,
@@ -26,7 +30,7 @@ async def record(con: asyncpg.Connection, ctx: AuditContext, entry: AuditEntry) 
         entry.after,
         ctx.request_id,
     )
-    return seq
+    return row_id
 
 
 async def list_entries(

@@ -142,6 +142,26 @@ async def apply_plan(
         plan_id: int = await con.fetchval(
             Q.insert_plan, now, trigger, snapshots, merged, status, "+".join(methods), solve_seconds
         )
+        released = await con.fetch(Q.release_surplus, changes.release, now)
+        for kind in ("offer_withdrawn", "released"):
+            await send_many(
+                con,
+                kind,
+                [
+                    (
+                        r["person_id"],
+                        {
+                            "assignment": r["id"],
+                            "incident": r["incident_id"],
+                            "why": "demand reduced",
+                        },
+                    )
+                    for r in released
+                    if (r["status"] == "withdrawn") == (kind == "offer_withdrawn")
+                ],
+                now=now,
+                exercise=exercise,
+            )
         withdrawn = await con.fetch(Q.withdraw, changes.withdraw, now)
         await send_many(
             con,
@@ -207,7 +227,9 @@ async def apply_plan(
         await con.execute(Q.plan_counts, plan_id, len(made), len(withdrawn), allocated)
         cadence = now + timedelta(seconds=cadence_s) if cadence_s else None
         await con.execute(Q.finish_plan, plan_id, now, cadence)
-    return Applied(plan_id, made, [w["id"] for w in withdrawn], allocated)
+    return Applied(
+        plan_id, made, [w["id"] for w in withdrawn] + [r["id"] for r in released], allocated
+    )
 
 
 def _json(value: Any) -> Any:

@@ -123,8 +123,13 @@ CREATE TABLE idempotency_keys (
 -- The audit log is append-only (triggers reject UPDATE, DELETE and TRUNCATE) and hash-chained:
 -- each row's hash covers its content and the previous row's hash, so an edit made behind the
 -- service's back (with the triggers disabled) is detected by `muster audit verify`.
+--
+-- Rows are sealed into the chain at COMMIT by a deferred constraint trigger: the chain lock is
+-- then taken last, after every row lock of the transaction, so writers cannot deadlock on it,
+-- and the chain order is the commit order.
 CREATE TABLE audit_log (
-    seq          bigint PRIMARY KEY,
+    id           bigserial PRIMARY KEY,
+    seq          bigint UNIQUE,
     at           timestamptz NOT NULL DEFAULT clock_timestamp(),
     actor        text NOT NULL,
     actor_role   text NOT NULL,
@@ -134,8 +139,8 @@ CREATE TABLE audit_log (
     before       jsonb,
     after        jsonb,
     request_id   text,
-    prev_hash    text NOT NULL,
-    hash         text NOT NULL
+    prev_hash    text,
+    hash         text
 );
 CREATE INDEX audit_object_idx ON audit_log (object_type, object_id, seq);
 
@@ -150,36 +155,48 @@ LANGUAGE sql IMMUTABLE AS $$
         )::text, 'UTF8')), 'hex')
 $$;
 
-CREATE FUNCTION audit_log_chain() RETURNS trigger
+CREATE FUNCTION audit_log_seal() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
-    last audit_log%ROWTYPE;
+    last_seq  bigint;
+    last_hash text;
+    r         audit_log%ROWTYPE;
 BEGIN
-    -- Serialise writers so the chain is linear; the lock is held until commit.
+    -- Serialise sealing so the chain is linear; the lock is held until the commit completes.
     PERFORM pg_advisory_xact_lock(1836413812, 1);
-    SELECT * INTO last FROM audit_log ORDER BY seq DESC LIMIT 1;
-    IF FOUND THEN
-        NEW.seq := last.seq + 1;
-        NEW.prev_hash := last.hash;
-    ELSE
-        NEW.seq := 1;
-        NEW.prev_hash := repeat('0', 64);
-    END IF;
-    NEW.at := date_trunc('microseconds', clock_timestamp());
-    NEW.hash := audit_row_hash(NEW);
-    RETURN NEW;
+    SELECT seq, hash INTO last_seq, last_hash
+    FROM audit_log WHERE seq IS NOT NULL ORDER BY seq DESC LIMIT 1;
+    SELECT * INTO r FROM audit_log WHERE id = NEW.id;
+    r.seq := COALESCE(last_seq, 0) + 1;
+    r.prev_hash := COALESCE(last_hash, repeat('0', 64));
+    r.at := date_trunc('microseconds', clock_timestamp());
+    r.hash := audit_row_hash(r);
+    UPDATE audit_log SET seq = r.seq, prev_hash = r.prev_hash, at = r.at, hash = r.hash
+    WHERE id = NEW.id;
+    RETURN NULL;
 END
 $$;
 
 CREATE FUNCTION audit_log_forbid_change() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
+    -- The only permitted update is the seal of a row not yet in the chain, which happens at the
+    -- commit of the transaction that inserted it (so no other session ever sees such a row).
+    IF TG_OP = 'UPDATE' AND OLD.seq IS NULL AND OLD.hash IS NULL AND NEW.hash IS NOT NULL
+       AND (NEW.id, NEW.actor, NEW.actor_role, NEW.action, NEW.object_type, NEW.object_id,
+            NEW.before, NEW.after, NEW.request_id)
+           IS NOT DISTINCT FROM
+           (OLD.id, OLD.actor, OLD.actor_role, OLD.action, OLD.object_type, OLD.object_id,
+            OLD.before, OLD.after, OLD.request_id) THEN
+        RETURN NEW;
+    END IF;
     RAISE EXCEPTION 'audit_log is append-only' USING ERRCODE = 'insufficient_privilege';
 END
 $$;
 
-CREATE TRIGGER audit_log_chain BEFORE INSERT ON audit_log
-    FOR EACH ROW EXECUTE FUNCTION audit_log_chain();
+CREATE CONSTRAINT TRIGGER audit_log_seal AFTER INSERT ON audit_log
+    DEFERRABLE INITIALLY DEFERRED
+    FOR EACH ROW EXECUTE FUNCTION audit_log_seal();
 CREATE TRIGGER audit_log_no_update BEFORE UPDATE OR DELETE ON audit_log
     FOR EACH ROW EXECUTE FUNCTION audit_log_forbid_change();
 CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log

@@ -14,10 +14,13 @@ SELECT replan_due_at, cadence_due_at, generation, reasons, last_plan_id, last_pl
 FROM engine_state;
 
 -- name: claim_replan
--- Take the pending request (reasons and generation) before solving.
+-- Take the pending request (reasons and generation) before solving; RETURNING shows new values,
+-- so the old ones are read first under the row lock.
+WITH old AS (SELECT generation, reasons FROM engine_state FOR UPDATE)
 UPDATE engine_state
 SET replan_due_at = NULL, reasons = '{}'
-RETURNING generation, reasons;
+FROM old
+RETURNING old.generation, old.reasons;
 
 -- name: finish_plan
 UPDATE engine_state
@@ -147,3 +150,13 @@ FROM unnest($1::text[], $3::jsonb[]) AS m (person_id, payload);
 
 -- name: incident_policy_keys
 SELECT DISTINCT i.jurisdiction_code FROM incidents AS i WHERE i.status IN ('reported', 'active');
+
+-- name: release_surplus
+-- Fixed assignments whose demand line shrank: working people are released, open offers withdrawn.
+UPDATE assignments
+SET status = CASE WHEN status IN ('proposed', 'offered') THEN 'withdrawn' ELSE 'released' END,
+    withdrawn_at = CASE WHEN status IN ('proposed', 'offered') THEN $2 ELSE withdrawn_at END,
+    released_at = CASE WHEN status IN ('proposed', 'offered') THEN released_at ELSE $2 END,
+    version = version + 1
+WHERE id = ANY($1::text[]) AND status IN ('proposed', 'offered', 'accepted', 'en_route', 'on_scene')
+RETURNING id, person_id, incident_id, status;
