@@ -291,13 +291,13 @@ async def test_migrations_into_a_drill_schema_give_the_same_schema_and_leave_pub
         assert await dump_schema(con, "public") == public_before
         # The search path is restored after migrating.
         assert await con.fetchval("SHOW search_path") == '"$user", public'
-        # The drill's audit chain works on its own tables and starts at seq 1.
+        # The drill's audit chain works on its own tables and starts at seq 1 (sealed at commit).
         await con.execute('SET search_path TO "drill_x", public')
-        seq = await con.fetchval(
+        row_id = await con.fetchval(
             "INSERT INTO audit_log (actor, actor_role, action, object_type, object_id) "
-            "VALUES ('system:drill', 'system', 'create', 'drill', 'x') RETURNING seq"
+            "VALUES ('system:drill', 'system', 'create', 'drill', 'x') RETURNING id"
         )
-        assert seq == 1
+        assert await con.fetchval("SELECT seq FROM audit_log WHERE id = $1", row_id) == 1
         assert await con.fetchval("SELECT count(*) FROM public.audit_log") == 0
     finally:
         await con.close()
