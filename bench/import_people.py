@@ -29,6 +29,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
+from dispatch import roster_files
 from dispatch.audit import AuditContext
 from dispatch.config import Settings
 from dispatch.storage import roster_import
@@ -106,8 +107,8 @@ def to_csv(rows: list[dict[str, str]]) -> bytes:
 def to_json(rows: list[dict[str, str]]) -> bytes:
     """The same people as JSON objects (as a client of ``POST /v1/people:import`` sends them)."""
     people = [
-        roster_import.PEOPLE.dump_python(
-            roster_import.PEOPLE.validate_python([roster_import.csv_row(r)], strict=False),
+        roster_files.PEOPLE.dump_python(
+            roster_files.PEOPLE.validate_python([roster_files.csv_row(r)], strict=False),
             mode="json",
         )[0]
         | {"id": r["id"]}
@@ -158,7 +159,7 @@ async def run(server: str, n: int) -> None:
             async with con.transaction():
                 await con.execute(roster_import.Q.create_import_table)
                 await con.copy_records_to_table(
-                    "people_import", records=records, columns=roster_import.STAGE_COLUMNS
+                    "people_import", records=records, columns=roster_files.STAGE_COLUMNS
                 )
                 await con.execute(roster_import.Q.import_insert, [])
             return time.perf_counter() - t0

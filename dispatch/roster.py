@@ -16,6 +16,7 @@ Rules the dispatch engine relies on (see :func:`effective_skills` and :func:`is_
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from datetime import date, datetime
 from enum import StrEnum
@@ -236,6 +237,11 @@ class Schedulable(Protocol):
 
     @property
     def active(self) -> bool: ...
+
+
+def new_id() -> str:
+    """A fresh person id: ``p-`` and 12 hex digits of a random UUID."""
+    return "p-" + uuid.uuid4().hex[:12]
 
 
 def _valid_on(expires_on: date | None, on_date: date) -> bool:

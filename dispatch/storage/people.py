@@ -12,7 +12,6 @@ keep their person; ``purge=True`` (admins only) removes the row for good, which 
 
 from __future__ import annotations
 
-import uuid
 from datetime import date
 from typing import Any
 
@@ -28,11 +27,6 @@ from dispatch.storage.jurisdictions import path_of
 from dispatch.storage.queries import queries
 
 Q = queries("people")
-
-
-def new_id() -> str:
-    """A fresh person id: ``p-`` and 12 hex digits of a random UUID."""
-    return "p-" + uuid.uuid4().hex[:12]
 
 
 def visible(who: Principal, row: dict[str, Any]) -> bool:
@@ -88,7 +82,7 @@ async def create(
     async with con.transaction():
         path = await path_of(con, body.jurisdiction, loc="/jurisdiction")
         who.require_scope(path)
-        pid = body.id or new_id()
+        pid = body.id or dom.new_id()
         try:
             async with con.transaction():
                 row = await con.fetchrow(Q.insert, pid, *_values(body))

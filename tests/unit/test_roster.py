@@ -8,7 +8,7 @@ import pytest
 
 from dispatch import roster as dom
 from dispatch.errors import ValidationFailed
-from dispatch.storage import roster_import as ri
+from dispatch import roster_files as ri
 
 
 def person(**over: object) -> dom.PersonCreate:
