@@ -7,8 +7,8 @@ from datetime import UTC, date, datetime, timedelta, timezone
 import pytest
 
 from dispatch import roster as dom
-from dispatch.errors import ValidationFailed
 from dispatch import roster_files as ri
+from dispatch.errors import ValidationFailed
 
 
 def person(**over: object) -> dom.PersonCreate:
