@@ -9,10 +9,22 @@ from concurrent.futures import ThreadPoolExecutor
 from aiohttp import web
 
 from api import middleware
-from api.keys import CLOCK, DSN, ENGINE, METRICS, OPENAPI, POOL, RUNNER, SETTINGS
+from api.keys import (
+    CLOCK,
+    DSN,
+    ENGINE,
+    METRICS,
+    OPENAPI,
+    POOL,
+    RUNNER,
+    SETTINGS,
+    STREAMS,
+    WEBHOOKS,
+)
 from api.metrics import Metrics, metrics_middleware
 from api.problems import problem_middleware
 from api.spec import Api, openapi
+from api.streams import StreamHub
 from api.views import (
     admin,
     allocations,
@@ -20,15 +32,19 @@ from api.views import (
     health,
     incidents,
     jurisdictions,
+    me,
     modes,
     people,
     plans,
+    streams,
     supplies,
+    webhooks,
 )
 from dispatch.clock import Clock, SystemClock
 from dispatch.config import Settings
 from dispatch.services.engine import Engine, EngineConfig
 from dispatch.services.runner import LiveRunner
+from dispatch.services.webhook_dispatcher import webhook_service
 from dispatch.storage.database import create_pool, database_url, migrate_dsn
 
 log = logging.getLogger("muster.api")
@@ -49,6 +65,9 @@ def all_apis() -> list[Api]:
         supplies.api,
         incidents.api,
         allocations.api,
+        webhooks.api,
+        me.api,
+        streams.api,
     ]
 
 
@@ -96,6 +115,32 @@ async def _engine(app: web.Application) -> AsyncIterator[None]:
 LIVE_ENGINE = web.AppKey("live_engine", bool)
 
 
+async def _webhooks(app: web.Application) -> AsyncIterator[None]:
+    """The webhook dispatcher (``app[WEBHOOKS]``); it sends in the background when live."""
+    async with webhook_service(
+        app[POOL], app[CLOCK], app[DSN], app[SETTINGS], live=app[LIVE_ENGINE]
+    ) as dispatcher:
+        app[WEBHOOKS] = dispatcher
+        yield
+
+
+async def _streams(app: web.Application) -> AsyncIterator[None]:
+    """The stream hub (``app[STREAMS]``): one LISTEN connection, the connected clients."""
+    hub = StreamHub(app[POOL], app[DSN], heartbeat_s=app[SETTINGS].heartbeat_s)
+    await hub.start()
+    app[STREAMS] = hub
+    try:
+        yield
+    finally:
+        await hub.stop()
+
+
+async def _end_streams(app: web.Application) -> None:
+    """On shutdown, before waiting for handlers: WebSockets GOING_AWAY, SSE responses end."""
+    if STREAMS in app:
+        await app[STREAMS].shutdown()
+
+
 def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Application:
     """Build the aiohttp application; resources open and close in ``cleanup_ctx``.
 
@@ -124,4 +169,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
         app.add_routes(api.routes)
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_engine)
+    app.cleanup_ctx.append(_webhooks)
+    app.cleanup_ctx.append(_streams)
+    app.on_shutdown.append(_end_streams)
     return app

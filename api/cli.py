@@ -225,12 +225,22 @@ def _register_optional(sub: Any) -> None:
     sub.add_parser("bench", help="benchmarks: muster bench solver [options]", add_help=False)
     sub.add_parser("seed", help="load generated data: muster seed demo --help", add_help=False)
     sub.add_parser("import", help="bulk import: muster import people FILE --help", add_help=False)
+    sub.add_parser(
+        "drill",
+        help="drills: muster drill run SCENARIO.yaml | compare A.json B.json",
+        add_help=False,
+    )
+    sub.add_parser(
+        "volunteer",
+        help="reference volunteer client: muster volunteer --url U --token T",
+        add_help=False,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    if argv and argv[0] in ("solve", "bench", "seed", "import"):
+    if (argv and argv[0] in PASSTHROUGH) or argv[:1] == ["bench"]:
         return _passthrough(argv[0], argv[1:])
     args = parser.parse_args(argv)
     result: int = args.func(args)
@@ -250,7 +260,13 @@ def _passthrough(command: str, rest: list[str]) -> int:
     return int(module.main(rest))
 
 
-PASSTHROUGH = {"solve": "solver.cli", "seed": "api.seed_cli", "import": "api.import_cli"}
+PASSTHROUGH = {
+    "solve": "solver.cli",
+    "seed": "api.seed_cli",
+    "import": "api.import_cli",
+    "volunteer": "api.volunteer_client",
+    "drill": "drills.cli",
+}
 BENCHES = {"solver": "solver.bench"}
 
 

@@ -23,3 +23,5 @@ __all__ = ["DSN", "METRICS", "OPENAPI", "POOL", "PRINCIPAL", "REQUEST_ID", "SETT
 CLOCK = web.AppKey("clock", Any)  # dispatch.clock.Clock
 ENGINE = web.AppKey("engine", Any)  # dispatch.services.engine.Engine
 RUNNER = web.AppKey("runner", Any)  # dispatch.services.runner.LiveRunner | None
+WEBHOOKS = web.AppKey("webhooks", Any)  # dispatch.services.webhook_dispatcher.WebhookDispatcher
+STREAMS = web.AppKey("streams", Any)  # api.streams.StreamHub

@@ -46,6 +46,13 @@ _PERMISSIONS: dict[tuple[str, Action], frozenset[Role]] = {
     ("mode", Action.WRITE): frozenset({Role.ADMIN, Role.COORDINATOR}),
     ("mode_policy", Action.READ): frozenset(Role) - {Role.VOLUNTEER},
     ("mode_policy", Action.WRITE): frozenset({Role.ADMIN}),
+    ("webhook", Action.READ): frozenset({Role.ADMIN}),
+    ("webhook", Action.WRITE): frozenset({Role.ADMIN}),
+    # Self-service (own record, availability, streams): volunteer tokens bound to a person.
+    ("me", Action.READ): frozenset({Role.VOLUNTEER}),
+    ("me", Action.WRITE): frozenset({Role.VOLUNTEER}),
+    # The coordinator stream of changes in scope (GET /v1/stream).
+    ("event_stream", Action.READ): frozenset({Role.ADMIN, Role.COORDINATOR, Role.OBSERVER}),
 }
 
 # Roles that may see contact details and home locations of people in their scope.

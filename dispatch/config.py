@@ -33,6 +33,14 @@ class Settings:
     solve_time_limit_s: float = 2.0
     replan_debounce_s: float = 1.0
     leader_retry_s: float = 5.0
+    webhook_max_attempts: int = 8
+    webhook_backoff_base_s: float = 5.0
+    webhook_backoff_cap_s: float = 600.0
+    webhook_timeout_s: float = 10.0
+    webhook_concurrency: int = 16
+    webhook_batch: int = 20
+    webhook_poll_s: float = 5.0
+    heartbeat_s: float = 15.0
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -55,6 +63,20 @@ class Settings:
             solve_time_limit_s=float(e.get("MUSTER_SOLVE_TIME_LIMIT_S", base.solve_time_limit_s)),
             replan_debounce_s=float(e.get("MUSTER_REPLAN_DEBOUNCE_S", base.replan_debounce_s)),
             leader_retry_s=float(e.get("MUSTER_LEADER_RETRY_S", base.leader_retry_s)),
+            webhook_max_attempts=int(
+                e.get("MUSTER_WEBHOOK_MAX_ATTEMPTS", base.webhook_max_attempts)
+            ),
+            webhook_backoff_base_s=float(
+                e.get("MUSTER_WEBHOOK_BACKOFF_BASE_S", base.webhook_backoff_base_s)
+            ),
+            webhook_backoff_cap_s=float(
+                e.get("MUSTER_WEBHOOK_BACKOFF_CAP_S", base.webhook_backoff_cap_s)
+            ),
+            webhook_timeout_s=float(e.get("MUSTER_WEBHOOK_TIMEOUT_S", base.webhook_timeout_s)),
+            webhook_concurrency=int(e.get("MUSTER_WEBHOOK_CONCURRENCY", base.webhook_concurrency)),
+            webhook_batch=int(e.get("MUSTER_WEBHOOK_BATCH", base.webhook_batch)),
+            webhook_poll_s=float(e.get("MUSTER_WEBHOOK_POLL_S", base.webhook_poll_s)),
+            heartbeat_s=float(e.get("MUSTER_HEARTBEAT_S", base.heartbeat_s)),
         )
 
     def with_overrides(self, **changes: object) -> Settings:

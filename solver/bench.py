@@ -62,7 +62,7 @@ class Row:
             f"| {self.size} | {self.people:,}×{self.incidents:,} | {self.variant} "
             f"| {self.seconds:.2f} | {self.method} | {self.status} | {self.covered:,} "
             f"| {self.minutes:,.1f} | {self.greedy_covered:,} | {self.greedy_minutes:,.1f} "
-            f"| {self.bound:,} | {self.gap:.2f} | {self.rss_mib:,.0f} |"
+            f"| {self.bound:,} | {self.gap:.3f} | {self.rss_mib:,.0f} |"
         )
 
 

@@ -17,7 +17,7 @@ from ortools.sat.python import cp_model
 from solver.people import Arcs, arc_costs
 from solver.problem import I32, Problem
 
-__all__ = ["CrewResult", "polish_min_crew", "top_arcs"]
+__all__ = ["CrewResult", "line_bounds", "polish_min_crew", "top_arcs"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,16 +32,22 @@ class CrewResult:
 def top_arcs(problem: Problem, arcs: Arcs, capacity: I32, extra: int) -> npt.NDArray[np.bool_]:
     """Mask of arcs that are among the ``capacity + extra`` nearest free candidates per line.
 
-    ``arcs`` must be grouped by line and sorted by minutes within a line, as
-    :meth:`Problem.free_arcs` returns them.
+    ``arcs`` must be grouped by line in ascending order and sorted by minutes within a line,
+    as :meth:`Problem.free_arcs` returns them (and any subset of those keeps it so).
     """
-    _, line, _ = arcs
-    if len(line) == 0:
-        return np.zeros(0, dtype=np.bool_)
-    starts = np.flatnonzero(np.r_[True, line[1:] != line[:-1]])
-    group_start = np.repeat(starts, np.diff(np.r_[starts, len(line)]))
-    rank = np.arange(len(line)) - group_start
-    return np.asarray(rank < capacity[line].astype(np.int64) + extra)
+    bounds = line_bounds(problem, arcs)
+    take = np.minimum(np.diff(bounds), capacity.astype(np.int64) + extra)
+    mask = np.zeros(len(arcs[1]), dtype=np.bool_)
+    for a, k in zip(bounds[:-1].tolist(), take.tolist(), strict=True):
+        if k > 0:  # one slice per line beats per-arc ranks over millions of arcs
+            mask[a : a + k] = True
+    return mask
+
+
+def line_bounds(problem: Problem, arcs: Arcs) -> npt.NDArray[np.int64]:
+    """Line l's arcs are ``arcs[k][b[l]:b[l+1]]`` for arcs grouped by line in ascending order."""
+    line = arcs[1]
+    return np.searchsorted(line, np.arange(problem.n_lines + 1, dtype=line.dtype)).astype(np.int64)
 
 
 def polish_min_crew(
@@ -53,9 +59,14 @@ def polish_min_crew(
     seed: int,
     deterministic_s: float,
     wall_s: float,
+    base: I32 | None = None,
     extra: int = 6,
 ) -> CrewResult | None:
-    """Improve ``hint`` with CP-SAT on a reduced arc set; ``None`` if CP-SAT finds nothing."""
+    """Improve ``hint`` with CP-SAT on a reduced arc set; ``None`` if CP-SAT finds nothing.
+
+    Only ``arcs`` move people, on top of ``base`` (default: locked people only), whose lines
+    have ``capacity`` left.
+    """
     person, line, minutes = arcs
     hinted = hint[person] == line
     keep = (top_arcs(problem, arcs, capacity, extra) | hinted) & (capacity[line] > 0)
@@ -84,7 +95,7 @@ def polish_min_crew(
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         return None
     chosen = np.array([solver.boolean_value(v) for v in x], dtype=np.bool_)
-    assign = problem.fixed_line.copy()
+    assign = problem.fixed_line.copy() if base is None else base.copy()
     assign[person[chosen]] = line[chosen]
     return CrewResult(assign, status == cp_model.OPTIMAL, solver.status_name(status))
 

@@ -58,19 +58,22 @@ def flow_assign(
     arcs: Arcs,
     capacity: I32,
     forced: I32 | None = None,
+    base: I32 | None = None,
 ) -> I32:
-    """Optimal assignment over ``arcs`` with per-line ``capacity``.
+    """Optimal assignment over ``arcs`` with per-line ``capacity``, on top of ``base``.
 
-    ``forced`` lines get a bonus on their first ``need`` units large enough to outweigh any
-    other line, which is how the repair loop tries to lift a line to its minimum crew.
+    ``base`` (default: locked people only) holds everyone the arcs do not move; ``capacity``
+    must be what its lines have left. ``forced`` lines get a bonus on their first ``need``
+    units large enough to outweigh any other line, which is how the repair loop tries to lift a
+    line to its minimum crew.
     """
-    assign = base_assignment(problem)
+    assign = base_assignment(problem) if base is None else base.copy()
     person, line, minutes = arcs
     keep = capacity[line] > 0
     person, line, minutes = person[keep], line[keep], minutes[keep]
     if len(person) == 0:
         return assign
-    people, p_node = np.unique(person, return_inverse=True)
+    people, p_node = _compact(person, len(problem.person_ids))
     n_units = int(min(len(people), int(capacity.sum())))
     costs, big = arc_costs(problem, (person, line, minutes), n_units)
     source, sink, first_line = 0, 1, 2 + len(people)
@@ -111,21 +114,38 @@ def flow_assign(
     return assign
 
 
-def repair_min_crew(problem: Problem, arcs: Arcs, relaxed: I32, max_solves: int) -> I32:
+def _compact(person: I32, n_people: int) -> tuple[I32, I32]:
+    """The distinct people (ascending) and each arc's index among them: ``np.unique`` with
+    ``return_inverse``, by counting instead of sorting."""
+    present = np.bincount(person, minlength=n_people) > 0
+    people = np.flatnonzero(present).astype(np.int32)
+    index = np.cumsum(present, dtype=np.int32) - 1
+    return people, index[person]
+
+
+def repair_min_crew(
+    problem: Problem,
+    arcs: Arcs,
+    relaxed: I32,
+    max_solves: int,
+    *,
+    capacity: I32,
+    base: I32,
+) -> I32:
     """A feasible plan honouring ``min`` from the relaxed flow plan (which ignores it).
 
-    Two strategies share ``max_solves`` flow solves and the better plan wins: push short lines
-    up to their minimum (closing those that still cannot make it), or close every short line
-    so its people go elsewhere. When the solves run out, people on lines still short are
-    released, which is always feasible.
+    Only ``arcs`` move people, on top of ``base`` with ``capacity`` left per line (see
+    :func:`flow_assign`). Two strategies share ``max_solves`` flow solves and the better plan
+    wins: push short lines up to their minimum (closing those that still cannot make it), or
+    close every short line so its people go elsewhere. When the solves run out, people on
+    lines still short are released, which is always feasible.
     """
     if len(violated(problem, relaxed)) == 0:
         return relaxed
-    base_cap = np.where(problem.line_open, problem.capacity, 0).astype(np.int32)
     best = _release_short(problem, relaxed)
     solves = max_solves
     for strategy in ("force", "close"):
-        cap = base_cap.copy()
+        cap = capacity.copy()
         forced: set[int] = set()
         tried: set[int] = set()
         assign = relaxed
@@ -141,7 +161,8 @@ def repair_min_crew(problem: Problem, arcs: Arcs, relaxed: I32, max_solves: int)
                 else:
                     forced.add(ln)
                     tried.add(ln)
-            assign = flow_assign(problem, arcs, cap, np.array(sorted(forced), dtype=np.int32))
+            force = np.array(sorted(forced), dtype=np.int32)
+            assign = flow_assign(problem, arcs, cap, force, base)
             solves -= 1
         assign = _release_short(problem, assign)
         if score(problem, assign).better_than(score(problem, best)):

@@ -127,8 +127,12 @@ def compile_problem(snap: Snapshot) -> Problem:
     cand_ptr, cand_person, cand_minutes = _candidates(
         snap, minutes, np.asarray(line_incident, dtype=np.int32), line_skill, iid, pid
     )
-    csum = np.concatenate([[0], np.cumsum(fixed_line[cand_person] == NONE)])
-    free_eligible = csum[cand_ptr[1:]] - csum[cand_ptr[:-1]]
+    # Eligible minus locked candidates per line (locked people are few; avoid a long cumsum).
+    locked_at = np.flatnonzero(fixed_line[cand_person] != NONE)
+    locked_per_line = np.bincount(
+        np.searchsorted(cand_ptr, locked_at, side="right") - 1, minlength=n_lines
+    )
+    free_eligible = np.diff(cand_ptr) - locked_per_line
     need = np.where(line_fixed > 0, 1, np.asarray(mins, dtype=np.int32)).astype(np.int32)
     line_open = (line_fixed > 0) | (free_eligible >= need)
     return Problem(
@@ -180,14 +184,25 @@ def _candidates(
         if inc in forbidden:
             mask[forbidden[inc]] = False
         idx = np.flatnonzero(mask).astype(np.int32)
-        t = row[idx]
-        order = np.argsort(t, kind="stable")
+        order = _by_minutes(row[idx])
         persons.append(idx[order])
-        mins.append(t[order])
+        mins.append(row[idx[order]])
         ptr[line + 1] = ptr[line] + len(idx)
     if not persons:
         return ptr, np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.float32)
     return ptr, np.concatenate(persons), np.concatenate(mins)
+
+
+def _by_minutes(t: npt.NDArray[np.float32]) -> npt.NDArray[np.int64]:
+    """Stable ascending order of non-negative minutes, ties in input order.
+
+    Non-negative IEEE floats order like their bit patterns, so one unsigned 64-bit key per entry
+    (minutes bits, then position) sorts with numpy's fast unstable sort, several times faster
+    than a stable argsort of floats.
+    """
+    bits = (t + np.float32(0.0)).view(np.uint32).astype(np.uint64)  # + 0.0 turns -0.0 into 0.0
+    keys = np.sort((bits << np.uint64(32)) | np.arange(len(t), dtype=np.uint64))
+    return (keys & np.uint64(0xFFFFFFFF)).astype(np.int64)
 
 
 def score(problem: Problem, assign: I32) -> Score:

@@ -5,10 +5,15 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
+import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from solver import Plan, parse_snapshot, solve
+from solver.bound import cut_bound
+from solver.crew import top_arcs
+from solver.people import flow_assign
+from solver.problem import compile_problem
 
 SKILLS = ["a", "b", "c"]
 MAX_MINUTES = 30
@@ -190,3 +195,15 @@ def test_identical_input_gives_identical_plan(data: dict[str, Any], seed: int) -
     a = solve(parse_snapshot(data), time_limit_s=1, seed=seed)
     b = solve(parse_snapshot(data), time_limit_s=1, seed=seed)
     assert a == b
+
+
+@PROPS
+@given(snapshots(), st.integers(0, 2))
+def test_cut_bound_holds_under_any_pruning(data: dict[str, Any], extra: int) -> None:
+    problem = compile_problem(parse_snapshot(data))
+    full = problem.free_arcs()
+    capacity = np.where(problem.line_open, problem.capacity, 0).astype(np.int32)
+    keep = top_arcs(problem, full, capacity, extra - 1)  # as little as capacity - 1 per line
+    pruned = (full[0][keep], full[1][keep], full[2][keep])
+    relaxed = flow_assign(problem, pruned, capacity)
+    assert cut_bound(problem, pruned, full, relaxed) >= brute_force(data)[0]

@@ -1,0 +1,270 @@
+"""The reference volunteer client: ``muster volunteer --url URL --token T``.
+
+It shows how a client talks to Muster:
+
+1. Open ``GET /v1/me/stream`` (Server-Sent Events). Every message is an envelope
+   ``{"seq", "kind", "payload", "exercise", "created_at"}`` sent as ``id: <seq>``,
+   ``event: <kind>``, ``data: <envelope>``; ``: ping`` comments are heartbeats.
+2. Remember the highest ``seq`` seen. When the connection drops, reconnect with
+   ``Last-Event-ID: <seq>``: the server replays what was missed, in order. Delivery is
+   at-least-once, so drop any envelope whose ``seq`` is not above the last one handled.
+3. Answer with ``POST /v1/assignments/{id}/accept``, ``.../decline`` (``{"reason": ...}``) and
+   ``.../status`` (``{"status": "en_route" | "on_scene" | "done"}``), each with an
+   ``Idempotency-Key`` reused on retry, so a lost response never applies an answer twice.
+
+Typed commands: ``accept ID``, ``decline ID [reason...]``, ``status ID en_route|on_scene|done``,
+``list`` (open offers and assignments) and ``quit``. Exercise messages are marked ``[EXERCISE]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+
+@dataclass
+class SseEvent:
+    """One parsed Server-Sent Event."""
+
+    id: str | None = None
+    event: str = "message"
+    data: str = ""
+
+
+async def parse_sse(lines: AsyncIterator[bytes]) -> AsyncIterator[SseEvent]:
+    """Turn a byte-line stream into events (comments and ``retry:`` are skipped)."""
+    ev = SseEvent()
+    data: list[str] = []
+    async for raw in lines:
+        line = raw.decode("utf-8").rstrip("\r\n")
+        if not line:
+            if data:
+                ev.data = "\n".join(data)
+                yield ev
+            ev, data = SseEvent(), []
+            continue
+        if line.startswith(":"):
+            continue
+        name, _, value = line.partition(":")
+        value = value[1:] if value.startswith(" ") else value
+        if name == "id":
+            ev.id = value
+        elif name == "event":
+            ev.event = value
+        elif name == "data":
+            data.append(value)
+
+
+@dataclass
+class VolunteerClient:
+    """Stream, de-duplicate and answer; resumes from ``last_seq`` after any disconnect."""
+
+    url: str
+    token: str
+    last_seq: int = 0
+    state_file: Path | None = None
+    max_backoff_s: float = 30.0
+    session: aiohttp.ClientSession | None = None
+    offers: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.url = self.url.rstrip("/")
+        if self.state_file is not None and self.state_file.exists():
+            self.last_seq = int(json.loads(self.state_file.read_text()).get("last_seq", 0))
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+    async def __aenter__(self) -> VolunteerClient:
+        self.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(sock_read=60))
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self.session is not None:
+            await self.session.close()
+
+    def _remember(self, seq: int) -> None:
+        self.last_seq = seq
+        if self.state_file is not None:
+            self.state_file.write_text(json.dumps({"last_seq": seq}))
+
+    async def messages(self, *, reconnect: bool = True) -> AsyncIterator[dict[str, Any]]:
+        """Envelopes in order, each once, across reconnects (with exponential backoff)."""
+        assert self.session is not None, "use 'async with VolunteerClient(...)'"
+        backoff = 0.5
+        while True:
+            try:
+                headers = {**self.headers, "Accept": "text/event-stream"}
+                if self.last_seq:
+                    headers["Last-Event-ID"] = str(self.last_seq)
+                async with self.session.get(f"{self.url}/v1/me/stream", headers=headers) as resp:
+                    if resp.status in (401, 403):
+                        raise PermissionError(f"the server refused the token ({resp.status})")
+                    resp.raise_for_status()
+                    backoff = 0.5
+                    async for ev in parse_sse(resp.content):
+                        env = json.loads(ev.data)
+                        seq = int(env["seq"])
+                        if seq <= self.last_seq:
+                            continue  # at-least-once delivery: already handled
+                        self._track(env)
+                        self._remember(seq)
+                        yield env
+            except (TimeoutError, aiohttp.ClientError, ConnectionError):
+                if not reconnect:
+                    raise
+            if not reconnect:
+                return
+            await asyncio.sleep(backoff)  # back off before reconnecting; never a busy loop
+            backoff = min(backoff * 2, self.max_backoff_s)
+
+    def _track(self, env: dict[str, Any]) -> None:
+        payload = env.get("payload", {})
+        aid = payload.get("assignment")
+        if aid is None:
+            return
+        if env["kind"] == "offer":
+            self.offers[aid] = payload
+        elif env["kind"] in (
+            "offer_withdrawn",
+            "offer_expired",
+            "assignment_cancelled",
+            "released",
+        ):
+            self.offers.pop(aid, None)
+
+    async def _post(
+        self, path: str, body: dict[str, Any] | None = None, *, tries: int = 4
+    ) -> dict[str, Any]:
+        assert self.session is not None
+        key = uuid.uuid4().hex  # the same key on every retry: the answer is applied once
+        delay = 0.5
+        for attempt in range(tries):
+            try:
+                async with self.session.post(
+                    f"{self.url}{path}",
+                    json=body or {},
+                    headers={**self.headers, "Idempotency-Key": key},
+                ) as resp:
+                    out: dict[str, Any] = await resp.json(content_type=None)
+                    if resp.status >= 400:
+                        raise AnswerRefused(resp.status, out)
+                    return out
+            except (TimeoutError, aiohttp.ClientConnectionError):
+                if attempt == tries - 1:
+                    raise
+                await asyncio.sleep(delay)
+                delay *= 2
+        raise AssertionError("unreachable")
+
+    async def accept(self, assignment_id: str) -> dict[str, Any]:
+        return await self._post(f"/v1/assignments/{assignment_id}/accept")
+
+    async def decline(self, assignment_id: str, reason: str = "") -> dict[str, Any]:
+        return await self._post(f"/v1/assignments/{assignment_id}/decline", {"reason": reason})
+
+    async def report(self, assignment_id: str, status: str) -> dict[str, Any]:
+        return await self._post(f"/v1/assignments/{assignment_id}/status", {"status": status})
+
+
+class AnswerRefused(Exception):
+    """The server answered with a problem (e.g. 409: the offer expired)."""
+
+    def __init__(self, status: int, problem: dict[str, Any]) -> None:
+        super().__init__(f"{status} {problem.get('title', '')}: {problem.get('detail', '')}")
+        self.status = status
+        self.problem = problem
+
+
+def describe(env: dict[str, Any]) -> str:
+    """One line for a human."""
+    p = env.get("payload", {})
+    mark = "[EXERCISE] " if env.get("exercise") else ""
+    kind = env["kind"]
+    if kind == "offer":
+        return (
+            f"{mark}#{env['seq']} OFFER {p.get('assignment')}: {p.get('skill')} at incident "
+            f"{p.get('incident')}, {p.get('travel_minutes') or '?'} min away, answer by "
+            f"{p.get('deadline')} — {p.get('reason', '')}"
+        )
+    return f"{mark}#{env['seq']} {kind.upper()} {json.dumps(p, ensure_ascii=False)}"
+
+
+async def _commands(client: VolunteerClient, out: Callable[[str], None]) -> None:
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    while line := (await reader.readline()).decode():
+        words = line.split()
+        if not words:
+            continue
+        try:
+            match words:
+                case ["accept", aid]:
+                    out(f"accepted {(await client.accept(aid))['id']}")
+                case ["decline", aid, *reason]:
+                    out(f"declined {(await client.decline(aid, ' '.join(reason)))['id']}")
+                case ["status", aid, ("en_route" | "on_scene" | "done") as st]:
+                    out(f"{aid} is now {(await client.report(aid, st))['status']}")
+                case ["list"]:
+                    for aid, p in client.offers.items():
+                        out(
+                            f"  {aid}: {p.get('skill')} at {p.get('incident')} (by {p.get('deadline')})"
+                        )
+                case ["quit"] | ["exit"]:
+                    return
+                case _:
+                    out(
+                        "commands: accept ID | decline ID [reason] | status ID en_route|on_scene|done | list | quit"
+                    )
+        except AnswerRefused as exc:
+            out(f"refused: {exc}")
+
+
+async def run(url: str, token: str, state: Path | None) -> int:
+    def out(text: str) -> None:
+        print(text, flush=True)
+
+    async with VolunteerClient(url, token, state_file=state) as client:
+
+        async def show() -> None:
+            async for env in client.messages():
+                out(describe(env))
+
+        stream = asyncio.create_task(show())
+        try:
+            await _commands(client, out)
+        finally:
+            stream.cancel()
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="muster volunteer",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--url", required=True, help="Muster's base URL, e.g. http://localhost:8080"
+    )
+    parser.add_argument("--token", required=True, help="a volunteer token")
+    parser.add_argument("--state", type=Path, help="file to remember the last message id in")
+    args = parser.parse_args(argv)
+    try:
+        return asyncio.run(run(args.url, args.token, args.state))
+    except PermissionError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 0

@@ -1,0 +1,215 @@
+"""Drill benchmark: ``python -m bench.drill_24h [--people 2000] [--injects 1000] [--hours 24]``.
+
+A generated 24-hour scenario on the demo city (1,000 injects: incidents reported, updated and
+closed, level changes, slowed roads, unavailable volunteers, destroyed stock, lost depots) with
+2,000 simulated responders, run at ``--speed max``. Prints the wall time (target < 60 s), plans
+made, messages, and the same-run baselines: time spent in the solver alone, and one world load
+(the engine's read of the roster per re-plan) measured on the drill's final state.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from bench.common import fresh_database
+from dispatch.demo_city import DISTRICTS
+from dispatch.storage import world as world_store
+from dispatch.storage.database import create_pool
+from drills import isolation
+from drills.runner import DrillOptions, run_drill
+from drills.scenario import Scenario, format_offset
+
+SKILLS = ["first_aid", "driver", "logistics", "search_rescue", "elderly_care", "cook"]
+
+
+def scenario(people: int, injects: int, hours: int, seed: int = 7) -> Scenario:
+    """A day of mixed incidents across the city; ``injects`` timeline entries in all."""
+    rng = random.Random(seed)
+    end = hours * 3600
+    districts = [d for d, _ in DISTRICTS]
+    timeline: list[dict[str, Any]] = []
+    for k, d in enumerate(districts):
+        level = ["III", "IV"][k % 2]
+        timeline.append(
+            {
+                "at": "+00:00:00",
+                "type": "mode_changed",
+                "jurisdiction": d,
+                "mode": "emergency",
+                "level": level,
+                "reason": "bench",
+            }
+        )
+    n_other = int(injects * 0.1)
+    n_inc = (injects - len(timeline) - n_other) * 10 // 26  # reported : updated : closed = 10:6:10
+    open_: list[tuple[str, int]] = []
+    for k in range(n_inc):
+        at = int((k + rng.random()) * (end - 3600) / n_inc)
+        d = rng.choice(districts)
+        iid = f"b-{k:04d}"
+        demands = [
+            {"skill": s, "count": rng.randint(1, 3)} for s in rng.sample(SKILLS, rng.randint(1, 2))
+        ]
+        supplies = {"water_l": rng.randint(50, 300)} if rng.random() < 0.4 else {}
+        timeline.append(
+            {
+                "at": format_offset(at),
+                "type": "incident_reported",
+                "id": iid,
+                "title": f"Incident {k}",
+                "jurisdiction": f"{d}-{rng.randint(1, 3)}-{rng.randint(1, 3)}",
+                "priority": rng.randint(1, 5),
+                "demands": demands,
+                "supplies": supplies,
+            }
+        )
+        open_.append((iid, at))
+    for iid, at in rng.sample(open_, len(open_) * 6 // 10):
+        timeline.append(
+            {
+                "at": format_offset(min(end, at + rng.randint(600, 3600))),
+                "type": "incident_updated",
+                "id": iid,
+                "priority": rng.randint(1, 5),
+            }
+        )
+    for iid, at in open_:
+        timeline.append(
+            {
+                "at": format_offset(min(end, at + rng.randint(3600, 4 * 3600))),
+                "type": "incident_closed",
+                "id": iid,
+            }
+        )
+    while len(timeline) < injects:
+        at = rng.randint(0, end - 3600)
+        d = rng.choice(districts)
+        kind = rng.random()
+        if kind < 0.45:
+            timeline.append(
+                {
+                    "at": format_offset(at),
+                    "type": "travel_slowed",
+                    "jurisdiction": f"{d}-{rng.randint(1, 3)}",
+                    "factor": round(rng.uniform(1.2, 2.5), 2),
+                    "until": format_offset(at + 3600),
+                }
+            )
+        elif kind < 0.75:
+            timeline.append(
+                {
+                    "at": format_offset(at),
+                    "type": "volunteers_unavailable",
+                    "jurisdiction": d,
+                    "share": 0.2,
+                    "until": format_offset(at + 2 * 3600),
+                }
+            )
+        elif kind < 0.95:
+            timeline.append(
+                {
+                    "at": format_offset(at),
+                    "type": "stock_destroyed",
+                    "depot": f"depot-{d}",
+                    "share": 0.05,
+                }
+            )
+        else:
+            timeline.append(
+                {
+                    "at": format_offset(at),
+                    "type": "mode_changed",
+                    "jurisdiction": d,
+                    "mode": "emergency",
+                    "level": rng.choice(["III", "IV"]),
+                    "reason": "bench",
+                }
+            )
+    return Scenario.model_validate(
+        {
+            "name": "bench-24h",
+            "start": datetime(2026, 7, 18, 0, 0, tzinfo=UTC),
+            "duration": format_offset(end),
+            "seed": seed,
+            "roster": {"generated": {"people": people, "seed": 3}},
+            "engine": {"solve_time_limit_s": 2.0, "debounce_s": 1.0},
+            "coverage_step": "+00:15:00",
+            "timeline": timeline[:injects],
+        }
+    )
+
+
+async def run(people: int, injects: int, hours: int, policy: str) -> None:
+    sc = scenario(people, injects, hours)
+    async with fresh_database("bench_drill") as dsn:
+        t0 = time.perf_counter()
+        result = await run_drill(
+            dsn,
+            sc,
+            Path("."),
+            DrillOptions(policy=policy, keep=True),  # type: ignore[arg-type]
+        )
+        wall = time.perf_counter() - t0
+        pool = await create_pool(dsn, schema=result.schema, min_size=1, max_size=2)
+        try:
+            async with pool.acquire() as con:
+                world_store._PEOPLE_CACHE.clear()
+                t1 = time.perf_counter()
+                await world_store.load(con, sc.end)
+                cold = time.perf_counter() - t1
+                t2 = time.perf_counter()
+                await world_store.load(con, sc.end)
+                warm = time.perf_counter() - t2
+        finally:
+            await pool.close()
+            admin = await asyncpg.connect(dsn)
+            await isolation.drop_schema(admin, result.schema)
+            await admin.close()
+    r, run_ = result.report, result.run
+    plans = r["replans"]["count"]
+    solve = run_["solve_seconds"]["total"]
+    print(
+        f"## Drill benchmark: {hours} h simulated, {len(sc.timeline)} injects, {people} responders,"
+        f" policy {policy}, --speed max\n"
+    )
+    print("| measure | value |")
+    print("|---|---:|")
+    print(f"| wall time, whole drill (s) | {wall:.1f} |")
+    print(f"| of which: schema + roster setup (s) | {run_['setup_seconds']:.1f} |")
+    print(f"| target | < 60 s: {'met' if wall < 60 else 'NOT met'} |")
+    print(f"| plans made | {plans} ({r['replans']['by_trigger']}) |")
+    print(f"| offers / accepted | {r['offers']['count']} / {r['offers']['accepted']} |")
+    print(
+        f"| messages (all exercise-marked) | {r['messages']['count']}"
+        f" ({r['messages']['not_exercise_marked'] == 0}) |"
+    )
+    print(f"| incidents | {r['summary']['incidents']} |")
+    print(f"| baseline: solver alone, all plans (s) | {solve:.1f} |")
+    print(f"| baseline: solver per plan, median ms | {run_['solve_seconds']['median']} |")
+    print(f"| one world load (engine read per re-plan), warm cache (ms) | {warm * 1000:.0f} |")
+    print(f"| one world load, cold cache (ms) | {cold * 1000:.0f} |")
+    print(f"| world loads × plans (s, estimate) | {warm * plans:.1f} |")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.drill_24h", description=__doc__)
+    parser.add_argument("--people", type=int, default=2000)
+    parser.add_argument("--injects", type=int, default=1000)
+    parser.add_argument("--hours", type=int, default=24)
+    parser.add_argument("--policy", choices=["optimised", "greedy"], default="optimised")
+    args = parser.parse_args(argv)
+    asyncio.run(run(args.people, args.injects, args.hours, args.policy))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
