@@ -4,12 +4,14 @@
 -- A normalised catalogue dump for review, not a script to run: columns in their real order,
 -- everything else sorted by name; schema names are left out.
 
+CREATE SEQUENCE audit_log_id_seq AS bigint START 1 INCREMENT 1 MINVALUE 1 MAXVALUE 9223372036854775807;
 CREATE SEQUENCE incident_status_history_id_seq AS bigint START 1 INCREMENT 1 MINVALUE 1 MAXVALUE 9223372036854775807;
 CREATE SEQUENCE mode_history_id_seq AS bigint START 1 INCREMENT 1 MINVALUE 1 MAXVALUE 9223372036854775807;
 CREATE SEQUENCE outbox_id_seq AS bigint START 1 INCREMENT 1 MINVALUE 1 MAXVALUE 9223372036854775807;
 CREATE SEQUENCE plans_id_seq AS bigint START 1 INCREMENT 1 MINVALUE 1 MAXVALUE 9223372036854775807;
 CREATE SEQUENCE stand_downs_id_seq AS bigint START 1 INCREMENT 1 MINVALUE 1 MAXVALUE 9223372036854775807;
 CREATE SEQUENCE stock_movements_id_seq AS bigint START 1 INCREMENT 1 MINVALUE 1 MAXVALUE 9223372036854775807;
+CREATE SEQUENCE webhook_deliveries_n_seq AS bigint START 1 INCREMENT 1 MINVALUE 1 MAXVALUE 9223372036854775807;
 
 CREATE TABLE allocations (
     id text NOT NULL DEFAULT ('s-'::text || replace((gen_random_uuid())::text, '-'::text, ''::text)),
@@ -96,9 +98,12 @@ CREATE INDEX assignments_deadline_idx ON assignments USING btree (offer_deadline
 CREATE INDEX assignments_incident_idx ON assignments USING btree (incident_id, status);
 CREATE UNIQUE INDEX assignments_one_active_per_person ON assignments USING btree (person_id) WHERE (status = ANY (ARRAY['proposed'::text, 'offered'::text, 'accepted'::text, 'en_route'::text, 'on_scene'::text]));
 CREATE INDEX assignments_person_idx ON assignments USING btree (person_id, proposed_at);
+CREATE TRIGGER assignment_events_insert AFTER INSERT ON assignments REFERENCING NEW TABLE AS new_assignments FOR EACH STATEMENT EXECUTE FUNCTION assignment_events();
+CREATE TRIGGER assignment_events_update AFTER UPDATE ON assignments REFERENCING OLD TABLE AS old_assignments NEW TABLE AS new_assignments FOR EACH STATEMENT EXECUTE FUNCTION assignment_events();
 
 CREATE TABLE audit_log (
-    seq bigint NOT NULL,
+    id bigint NOT NULL DEFAULT nextval('audit_log_id_seq'::regclass),
+    seq bigint,
     at timestamp with time zone NOT NULL DEFAULT clock_timestamp(),
     actor text NOT NULL,
     actor_role text NOT NULL,
@@ -108,14 +113,25 @@ CREATE TABLE audit_log (
     before jsonb,
     after jsonb,
     request_id text,
-    prev_hash text NOT NULL,
-    hash text NOT NULL
+    prev_hash text,
+    hash text
 );
-ALTER TABLE audit_log ADD CONSTRAINT audit_log_pkey PRIMARY KEY (seq);
+ALTER TABLE audit_log ADD CONSTRAINT audit_log_pkey PRIMARY KEY (id);
+ALTER TABLE audit_log ADD CONSTRAINT audit_log_seal TRIGGER DEFERRABLE INITIALLY DEFERRED;
+ALTER TABLE audit_log ADD CONSTRAINT audit_log_seq_key UNIQUE (seq);
 CREATE INDEX audit_object_idx ON audit_log USING btree (object_type, object_id, seq);
-CREATE TRIGGER audit_log_chain BEFORE INSERT ON audit_log FOR EACH ROW EXECUTE FUNCTION audit_log_chain();
 CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log FOR EACH STATEMENT EXECUTE FUNCTION audit_log_forbid_change();
 CREATE TRIGGER audit_log_no_update BEFORE DELETE OR UPDATE ON audit_log FOR EACH ROW EXECUTE FUNCTION audit_log_forbid_change();
+CREATE CONSTRAINT TRIGGER audit_log_seal AFTER INSERT ON audit_log DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION audit_log_seal();
+
+CREATE TABLE delivery_acks (
+    person_id text NOT NULL,
+    last_acked_seq bigint NOT NULL,
+    acked_at timestamp with time zone NOT NULL
+);
+ALTER TABLE delivery_acks ADD CONSTRAINT delivery_acks_last_acked_seq_check CHECK ((last_acked_seq >= 0));
+ALTER TABLE delivery_acks ADD CONSTRAINT delivery_acks_person_id_fkey FOREIGN KEY (person_id) REFERENCES people(id);
+ALTER TABLE delivery_acks ADD CONSTRAINT delivery_acks_pkey PRIMARY KEY (person_id);
 
 CREATE TABLE depots (
     id text NOT NULL,
@@ -208,6 +224,8 @@ ALTER TABLE incidents ADD CONSTRAINT incidents_title_check CHECK (((length(title
 ALTER TABLE incidents ADD CONSTRAINT incidents_type_check CHECK (((length(type) >= 1) AND (length(type) <= 64)));
 CREATE INDEX incidents_jurisdiction_idx ON incidents USING btree (jurisdiction_code, id);
 CREATE INDEX incidents_open_idx ON incidents USING btree (status) WHERE (status <> 'closed'::text);
+CREATE TRIGGER incident_events_insert AFTER INSERT ON incidents REFERENCING NEW TABLE AS new_incidents FOR EACH STATEMENT EXECUTE FUNCTION incident_events();
+CREATE TRIGGER incident_events_update AFTER UPDATE ON incidents REFERENCING OLD TABLE AS old_incidents NEW TABLE AS new_incidents FOR EACH STATEMENT EXECUTE FUNCTION incident_events();
 
 CREATE TABLE items (
     code text NOT NULL,
@@ -326,6 +344,8 @@ ALTER TABLE outbox ADD CONSTRAINT outbox_person_id_fkey FOREIGN KEY (person_id) 
 ALTER TABLE outbox ADD CONSTRAINT outbox_person_id_seq_key UNIQUE (person_id, seq);
 ALTER TABLE outbox ADD CONSTRAINT outbox_pkey PRIMARY KEY (id);
 CREATE TRIGGER outbox_next_seq BEFORE INSERT ON outbox FOR EACH ROW EXECUTE FUNCTION outbox_next_seq();
+CREATE TRIGGER outbox_notify AFTER INSERT ON outbox REFERENCING NEW TABLE AS new_outbox FOR EACH STATEMENT EXECUTE FUNCTION outbox_notify();
+CREATE TRIGGER outbox_webhooks AFTER INSERT ON outbox REFERENCING NEW TABLE AS new_messages FOR EACH STATEMENT EXECUTE FUNCTION webhook_enqueue();
 
 CREATE TABLE outbox_counters (
     person_id text NOT NULL,
@@ -392,8 +412,10 @@ CREATE TABLE plans (
     withdrawn integer NOT NULL DEFAULT 0,
     allocations_made integer NOT NULL DEFAULT 0
 );
+ALTER TABLE plans ADD CONSTRAINT plan_events TRIGGER DEFERRABLE INITIALLY DEFERRED;
 ALTER TABLE plans ADD CONSTRAINT plans_pkey PRIMARY KEY (id);
 ALTER TABLE plans ADD CONSTRAINT plans_solve_seconds_check CHECK ((solve_seconds >= (0)::double precision));
+CREATE CONSTRAINT TRIGGER plan_events AFTER INSERT ON plans DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION plan_events();
 
 CREATE TABLE schema_migrations (
     version integer NOT NULL,
@@ -453,31 +475,127 @@ ALTER TABLE stock_movements ADD CONSTRAINT stock_movements_quantity_after_check 
 ALTER TABLE stock_movements ADD CONSTRAINT stock_movements_reserved_after_check CHECK ((reserved_after >= 0));
 CREATE INDEX stock_movements_line_idx ON stock_movements USING btree (depot_id, item, id);
 
-CREATE FUNCTION audit_log_chain() RETURNS trigger
+CREATE TABLE webhook_deliveries (
+    id uuid NOT NULL DEFAULT gen_random_uuid(),
+    n bigint NOT NULL GENERATED ALWAYS AS IDENTITY,
+    endpoint_id text NOT NULL,
+    outbox_id bigint NOT NULL,
+    status text NOT NULL DEFAULT 'pending'::text,
+    attempts integer NOT NULL DEFAULT 0,
+    next_attempt_at timestamp with time zone,
+    last_attempt_at timestamp with time zone,
+    last_status_code integer,
+    last_error text,
+    delivered_at timestamp with time zone,
+    dead_at timestamp with time zone,
+    created_at timestamp with time zone NOT NULL
+);
+ALTER TABLE webhook_deliveries ADD CONSTRAINT webhook_deliveries_attempts_check CHECK ((attempts >= 0));
+ALTER TABLE webhook_deliveries ADD CONSTRAINT webhook_deliveries_check CHECK (((status = 'pending'::text) = (next_attempt_at IS NOT NULL)));
+ALTER TABLE webhook_deliveries ADD CONSTRAINT webhook_deliveries_check1 CHECK (((status <> 'delivered'::text) OR (delivered_at IS NOT NULL)));
+ALTER TABLE webhook_deliveries ADD CONSTRAINT webhook_deliveries_check2 CHECK (((status <> 'dead'::text) OR (dead_at IS NOT NULL)));
+ALTER TABLE webhook_deliveries ADD CONSTRAINT webhook_deliveries_endpoint_id_fkey FOREIGN KEY (endpoint_id) REFERENCES webhook_endpoints(id) ON DELETE CASCADE;
+ALTER TABLE webhook_deliveries ADD CONSTRAINT webhook_deliveries_endpoint_id_outbox_id_key UNIQUE (endpoint_id, outbox_id);
+ALTER TABLE webhook_deliveries ADD CONSTRAINT webhook_deliveries_n_key UNIQUE (n);
+ALTER TABLE webhook_deliveries ADD CONSTRAINT webhook_deliveries_outbox_id_fkey FOREIGN KEY (outbox_id) REFERENCES outbox(id) ON DELETE CASCADE;
+ALTER TABLE webhook_deliveries ADD CONSTRAINT webhook_deliveries_pkey PRIMARY KEY (id);
+ALTER TABLE webhook_deliveries ADD CONSTRAINT webhook_deliveries_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'delivered'::text, 'dead'::text])));
+CREATE INDEX webhook_deliveries_due_idx ON webhook_deliveries USING btree (endpoint_id, next_attempt_at) WHERE (status = 'pending'::text);
+CREATE INDEX webhook_deliveries_list_idx ON webhook_deliveries USING btree (endpoint_id, status, n);
+CREATE INDEX webhook_deliveries_pending_order_idx ON webhook_deliveries USING btree (endpoint_id, n) WHERE (status = 'pending'::text);
+
+CREATE TABLE webhook_endpoints (
+    id text NOT NULL DEFAULT ('wh-'::text || replace((gen_random_uuid())::text, '-'::text, ''::text)),
+    url text NOT NULL,
+    jurisdiction_code text NOT NULL,
+    kinds text[],
+    description text NOT NULL DEFAULT ''::text,
+    secret text NOT NULL,
+    previous_secret text,
+    previous_secret_expires_at timestamp with time zone,
+    enabled boolean NOT NULL DEFAULT true,
+    lease_until timestamp with time zone,
+    lease_owner text,
+    version integer NOT NULL DEFAULT 1,
+    created_at timestamp with time zone NOT NULL,
+    updated_at timestamp with time zone NOT NULL
+);
+ALTER TABLE webhook_endpoints ADD CONSTRAINT webhook_endpoints_check CHECK (((previous_secret IS NULL) = (previous_secret_expires_at IS NULL)));
+ALTER TABLE webhook_endpoints ADD CONSTRAINT webhook_endpoints_description_check CHECK ((length(description) <= 500));
+ALTER TABLE webhook_endpoints ADD CONSTRAINT webhook_endpoints_jurisdiction_code_fkey FOREIGN KEY (jurisdiction_code) REFERENCES jurisdictions(code);
+ALTER TABLE webhook_endpoints ADD CONSTRAINT webhook_endpoints_kinds_check CHECK (((kinds IS NULL) OR (cardinality(kinds) > 0)));
+ALTER TABLE webhook_endpoints ADD CONSTRAINT webhook_endpoints_pkey PRIMARY KEY (id);
+ALTER TABLE webhook_endpoints ADD CONSTRAINT webhook_endpoints_url_check CHECK (((url ~ '^https?://'::text) AND (length(url) <= 2000)));
+CREATE INDEX webhook_endpoints_jurisdiction_idx ON webhook_endpoints USING btree (jurisdiction_code);
+
+CREATE FUNCTION assignment_events() RETURNS trigger
 LANGUAGE plpgsql VOLATILE AS $$
-DECLARE
-    last audit_log%ROWTYPE;
 BEGIN
-    -- Serialise writers so the chain is linear; the lock is held until commit.
-    PERFORM pg_advisory_xact_lock(1836413812, 1);
-    SELECT * INTO last FROM audit_log ORDER BY seq DESC LIMIT 1;
-    IF FOUND THEN
-        NEW.seq := last.seq + 1;
-        NEW.prev_hash := last.hash;
+    IF TG_OP = 'INSERT' THEN
+        PERFORM muster_emit_events(TG_TABLE_SCHEMA, (
+            SELECT array_agg(jsonb_build_object(
+                'kind', 'assignment_status', 'id', n.id, 'path', j.path,
+                'summary', jsonb_build_object(
+                    'incident', n.incident_id, 'person', n.person_id, 'skill', n.skill,
+                    'status', n.status, 'previous_status', NULL))
+                ORDER BY n.id)
+            FROM new_assignments AS n
+            JOIN incidents AS i ON i.id = n.incident_id
+            JOIN jurisdictions AS j ON j.code = i.jurisdiction_code));
     ELSE
-        NEW.seq := 1;
-        NEW.prev_hash := repeat('0', 64);
+        PERFORM muster_emit_events(TG_TABLE_SCHEMA, (
+            SELECT array_agg(jsonb_build_object(
+                'kind', 'assignment_status', 'id', n.id, 'path', j.path,
+                'summary', jsonb_build_object(
+                    'incident', n.incident_id, 'person', n.person_id, 'skill', n.skill,
+                    'status', n.status, 'previous_status', o.status))
+                ORDER BY n.id)
+            FROM new_assignments AS n
+            JOIN old_assignments AS o ON o.id = n.id
+            JOIN incidents AS i ON i.id = n.incident_id
+            JOIN jurisdictions AS j ON j.code = i.jurisdiction_code
+            WHERE n.status <> o.status));
     END IF;
-    NEW.at := date_trunc('microseconds', clock_timestamp());
-    NEW.hash := audit_row_hash(NEW);
-    RETURN NEW;
+    RETURN NULL;
 END
 $$;
 
 CREATE FUNCTION audit_log_forbid_change() RETURNS trigger
 LANGUAGE plpgsql VOLATILE AS $$
 BEGIN
+    -- The only permitted update is the seal of a row not yet in the chain, which happens at the
+    -- commit of the transaction that inserted it (so no other session ever sees such a row).
+    IF TG_OP = 'UPDATE' AND OLD.seq IS NULL AND OLD.hash IS NULL AND NEW.hash IS NOT NULL
+       AND (NEW.id, NEW.actor, NEW.actor_role, NEW.action, NEW.object_type, NEW.object_id,
+            NEW.before, NEW.after, NEW.request_id)
+           IS NOT DISTINCT FROM
+           (OLD.id, OLD.actor, OLD.actor_role, OLD.action, OLD.object_type, OLD.object_id,
+            OLD.before, OLD.after, OLD.request_id) THEN
+        RETURN NEW;
+    END IF;
     RAISE EXCEPTION 'audit_log is append-only' USING ERRCODE = 'insufficient_privilege';
+END
+$$;
+
+CREATE FUNCTION audit_log_seal() RETURNS trigger
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    last_seq  bigint;
+    last_hash text;
+    r         audit_log%ROWTYPE;
+BEGIN
+    -- Serialise sealing so the chain is linear; the lock is held until the commit completes.
+    PERFORM pg_advisory_xact_lock(1836413812, 1);
+    SELECT seq, hash INTO last_seq, last_hash
+    FROM audit_log WHERE seq IS NOT NULL ORDER BY seq DESC LIMIT 1;
+    SELECT * INTO r FROM audit_log WHERE id = NEW.id;
+    r.seq := COALESCE(last_seq, 0) + 1;
+    r.prev_hash := COALESCE(last_hash, repeat('0', 64));
+    r.at := date_trunc('microseconds', clock_timestamp());
+    r.hash := audit_row_hash(r);
+    UPDATE audit_log SET seq = r.seq, prev_hash = r.prev_hash, at = r.at, hash = r.hash
+    WHERE id = NEW.id;
+    RETURN NULL;
 END
 $$;
 
@@ -490,6 +608,38 @@ SELECT encode(sha256(convert_to(
             a.actor, a.actor_role, a.action, a.object_type, a.object_id,
             a.before, a.after, a.request_id, a.prev_hash
         )::text, 'UTF8')), 'hex')
+$$;
+
+CREATE FUNCTION incident_events() RETURNS trigger
+LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        PERFORM muster_emit_events(TG_TABLE_SCHEMA, (
+            SELECT array_agg(jsonb_build_object(
+                'kind', 'incident_created', 'id', n.id, 'path', j.path,
+                'summary', jsonb_build_object(
+                    'jurisdiction', n.jurisdiction_code, 'type', n.type, 'title', n.title,
+                    'priority', n.priority, 'status', n.status, 'version', n.version))
+                ORDER BY n.id)
+            FROM new_incidents AS n JOIN jurisdictions AS j ON j.code = n.jurisdiction_code));
+    ELSE
+        PERFORM muster_emit_events(TG_TABLE_SCHEMA, (
+            SELECT array_agg(jsonb_build_object(
+                'kind', CASE WHEN n.status <> o.status THEN 'incident_status'
+                             ELSE 'incident_updated' END,
+                'id', n.id, 'path', j.path,
+                'summary', jsonb_build_object(
+                    'jurisdiction', n.jurisdiction_code, 'type', n.type, 'title', n.title,
+                    'priority', n.priority, 'status', n.status, 'previous_status', o.status,
+                    'version', n.version))
+                ORDER BY n.id)
+            FROM new_incidents AS n
+            JOIN old_incidents AS o ON o.id = n.id
+            JOIN jurisdictions AS j ON j.code = n.jurisdiction_code
+            WHERE n.version <> o.version OR n.status <> o.status));
+    END IF;
+    RETURN NULL;
+END
 $$;
 
 CREATE FUNCTION mode_history_forbid_change() RETURNS trigger
@@ -506,6 +656,31 @@ SELECT cardinality(pools) BETWEEN 1 AND 5
        AND (SELECT count(DISTINCT p) FROM unnest(pools) AS p) = cardinality(pools)
 $$;
 
+CREATE FUNCTION muster_emit_events(schema_name text, events jsonb[]) RETURNS void
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    ev     jsonb;
+    piece  text;
+    batch  text := '';
+    head   text := '{"schema":' || to_json(schema_name)::text || ',"events":[';
+BEGIN
+    IF events IS NULL THEN
+        RETURN;
+    END IF;
+    FOREACH ev IN ARRAY events LOOP
+        piece := ev::text;
+        IF batch <> '' AND octet_length(batch) + octet_length(piece) > 7000 THEN
+            PERFORM pg_notify('muster_events', head || batch || ']}');
+            batch := '';
+        END IF;
+        batch := CASE WHEN batch = '' THEN piece ELSE batch || ',' || piece END;
+    END LOOP;
+    IF batch <> '' THEN
+        PERFORM pg_notify('muster_events', head || batch || ']}');
+    END IF;
+END
+$$;
+
 CREATE FUNCTION outbox_next_seq() RETURNS trigger
 LANGUAGE plpgsql VOLATILE AS $$
 BEGIN
@@ -516,6 +691,40 @@ BEGIN
 END
 $$;
 
+CREATE FUNCTION outbox_notify() RETURNS trigger
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    ids text;
+BEGIN
+    FOR ids IN
+        SELECT string_agg(person_id, ',' ORDER BY person_id)
+        FROM (
+            SELECT person_id, (row_number() OVER (ORDER BY person_id) - 1) / 100 AS chunk
+            FROM (SELECT DISTINCT person_id FROM new_outbox) AS d
+        ) AS c
+        GROUP BY chunk
+    LOOP
+        PERFORM pg_notify('muster_outbox', ids);
+    END LOOP;
+    RETURN NULL;
+END
+$$;
+
+CREATE FUNCTION plan_events() RETURNS trigger
+LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+    PERFORM muster_emit_events(TG_TABLE_SCHEMA, (
+        SELECT array_agg(jsonb_build_object(
+            'kind', 'plan_stored', 'id', p.id::text, 'path', NULL,
+            'summary', jsonb_build_object(
+                'status', p.status, 'method', p.method, 'created_at', p.created_at,
+                'solve_seconds', p.solve_seconds, 'offers_made', p.offers_made,
+                'withdrawn', p.withdrawn, 'allocations_made', p.allocations_made)))
+        FROM plans AS p WHERE p.id = NEW.id));
+    RETURN NULL;
+END
+$$;
+
 CREATE FUNCTION stock_bump_version() RETURNS trigger
 LANGUAGE plpgsql VOLATILE AS $$
 BEGIN
@@ -523,5 +732,30 @@ BEGIN
         NEW.version := OLD.version + 1;
     END IF;
     RETURN NEW;
+END
+$$;
+
+CREATE FUNCTION webhook_enqueue() RETURNS trigger
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    added bigint;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM webhook_endpoints WHERE enabled) THEN
+        RETURN NULL;
+    END IF;
+    INSERT INTO webhook_deliveries (endpoint_id, outbox_id, next_attempt_at, created_at)
+    SELECT e.id, m.id, m.created_at, m.created_at
+    FROM new_messages AS m
+    JOIN people AS p ON p.id = m.person_id
+    JOIN jurisdictions AS pj ON pj.code = p.jurisdiction_code
+    JOIN webhook_endpoints AS e ON e.enabled AND (e.kinds IS NULL OR m.kind = ANY (e.kinds))
+    JOIN jurisdictions AS ej ON ej.code = e.jurisdiction_code
+    WHERE pj.path = ej.path OR starts_with(pj.path, ej.path || '/')
+    ORDER BY m.id, e.id;
+    GET DIAGNOSTICS added = ROW_COUNT;
+    IF added > 0 THEN
+        PERFORM pg_notify('muster_webhooks', 'enqueued');
+    END IF;
+    RETURN NULL;
 END
 $$;
