@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from api.keys import PRINCIPAL, REQUEST_ID
+from api.keys import CLOCK, PRINCIPAL, REQUEST_ID
 from dispatch.audit import AuditContext
 
 
@@ -12,5 +12,8 @@ def audit_ctx(request: web.Request) -> AuditContext:
     """The audit context of an authenticated request."""
     who = request[PRINCIPAL]
     return AuditContext(
-        actor=who.actor, actor_role=who.role.value, request_id=request.get(REQUEST_ID)
+        actor=who.actor,
+        actor_role=who.role.value,
+        request_id=request.get(REQUEST_ID),
+        at=request.app[CLOCK].now(),
     )

@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
 class AuditContext:
-    """Who is changing things and under which request; passed to every write."""
+    """Who is changing things, under which request and when; passed to every write.
+
+    ``at`` is the moment of the change by the caller's clock (wall time live, simulated time in
+    a drill); it stamps domain timestamps such as ``reported_at`` or a mode's ``set_at``.
+    ``None`` lets the database's clock decide.
+    """
 
     actor: str
     actor_role: str
     request_id: str | None = None
+    at: datetime | None = None
 
     @classmethod
     def system(cls, what: str = "muster", request_id: str | None = None) -> AuditContext:

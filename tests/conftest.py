@@ -25,10 +25,10 @@ def with_database(dsn: str, name: str) -> str:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Everything under tests/storage, tests/api and tests/engine touches PostgreSQL."""
+    """Every test outside tests/unit touches PostgreSQL."""
     for item in items:
         rel = Path(str(item.fspath)).parts
-        if any(p in rel for p in ("storage", "api", "engine", "delivery", "drills")):
+        if any(p in rel for p in ("storage", "api", "engine", "delivery", "drills", "webhooks")):
             item.add_marker(pytest.mark.storage)
 
 

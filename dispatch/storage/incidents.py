@@ -76,6 +76,7 @@ async def create(
                 body.status.value,
                 _demands(body.demands),
                 dict(body.supplies),
+                ctx.at,
             )
         except asyncpg.UniqueViolationError:
             raise AlreadyExists(
@@ -83,7 +84,14 @@ async def create(
                 errors=[FieldError("/id", "already exists")],
             ) from None
         await con.execute(
-            Q.history_insert, incident_id, None, body.status.value, "", ctx.actor, ctx.request_id
+            Q.history_insert,
+            incident_id,
+            None,
+            body.status.value,
+            "",
+            ctx.actor,
+            ctx.request_id,
+            ctx.at,
         )
         out = dom.to_json(dict(row))
         if on_change is not None:
@@ -159,7 +167,7 @@ async def set_status(
         check_version(row["version"], body_version=body.version, if_match=if_match)
         target = dom.transition(row["status"], body.status)
         before = dom.to_json(row)
-        new = await con.fetchrow(Q.set_status, incident_id, target.value)
+        new = await con.fetchrow(Q.set_status, incident_id, target.value, ctx.at)
         await con.execute(
             Q.history_insert,
             incident_id,
@@ -168,6 +176,7 @@ async def set_status(
             body.reason,
             ctx.actor,
             ctx.request_id,
+            ctx.at,
         )
         after = dom.to_json(dict(new))
         if on_change is not None:

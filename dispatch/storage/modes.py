@@ -190,7 +190,7 @@ async def set_mode(
         target = change.target
         level = target.level.value if target.level else None
         new = await con.fetchrow(
-            Q.upsert_own, code, target.mode.value, level, change.reason, ctx.actor
+            Q.upsert_own, code, target.mode.value, level, change.reason, ctx.actor, ctx.at
         )
         await con.execute(
             Q.insert_history,
@@ -203,6 +203,7 @@ async def set_mode(
             ctx.actor,
             ctx.actor_role,
             ctx.request_id,
+            ctx.at,
         )
         before_json = own_to_json(own)
         after_json = own_to_json(new)

@@ -124,6 +124,7 @@ async def _move(
         reason,
         ctx.actor,
         ctx.request_id,
+        ctx.at,
     )
 
 

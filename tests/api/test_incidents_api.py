@@ -304,3 +304,41 @@ async def test_list_filters_by_status_priority_type_subtree_and_openness(
     ]:
         r = await client.get("/v1/incidents", params=params, headers=h)
         await assert_problem(r, 422, loc)
+
+
+async def test_domain_timestamps_come_from_the_injected_clock(
+    settings: Any, aiohttp_client: Any, admin_token: str, pool: Any
+) -> None:
+    """Time is a port: reported/closed times, status history and mode changes follow the app's
+    clock (a drill's simulated time), not the database's."""
+    from datetime import UTC, datetime, timedelta
+
+    from api.app import create_app
+    from dispatch.clock import ManualClock
+
+    t0 = datetime(2031, 7, 1, 8, 0, tzinfo=UTC)
+    clock = ManualClock(t0)
+    client = await aiohttp_client(create_app(settings, clock=clock))
+    await setup_world(client, admin_token)
+    h = bearer(admin_token)
+    out = await declare(client, admin_token, "inc-t")
+    assert datetime.fromisoformat(out["reported_at"]) == t0
+    clock.advance(timedelta(minutes=42))
+    r = await client.post("/v1/incidents/inc-t/status", json={"status": "closed"}, headers=h)
+    assert r.status == 200, await r.text()
+    assert datetime.fromisoformat((await r.json())["closed_at"]) == t0 + timedelta(minutes=42)
+    hist = await pool.fetch("SELECT at FROM incident_status_history ORDER BY id")
+    assert [x["at"] for x in hist] == [t0, t0 + timedelta(minutes=42)]
+
+    clock.advance(timedelta(minutes=18))
+    r = await client.put(
+        "/v1/jurisdictions/pd/mode",
+        json={"mode": "emergency", "level": "II", "reason": "river over the banks"},
+        headers=h,
+    )
+    assert r.status == 200, await r.text()
+    t_mode = t0 + timedelta(hours=1)
+    assert await pool.fetchval("SELECT set_at FROM jurisdiction_modes WHERE code = 'pd'") == t_mode
+    assert (
+        await pool.fetchval("SELECT at FROM mode_history WHERE jurisdiction_code = 'pd'") == t_mode
+    )

@@ -10,8 +10,8 @@ FOR UPDATE OF i;
 -- name: insert
 INSERT INTO incidents
     (id, type, title, description, lat, lon, jurisdiction_code, priority, status, demands,
-     supplies)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+     supplies, reported_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, COALESCE($12, clock_timestamp()))
 RETURNING *;
 
 -- name: update
@@ -24,14 +24,15 @@ RETURNING *;
 -- name: set_status
 UPDATE incidents
 SET status = $2,
-    closed_at = CASE WHEN $2 = 'closed' THEN now() ELSE closed_at END,
+    closed_at = CASE WHEN $2 = 'closed' THEN COALESCE($3, clock_timestamp()) ELSE closed_at END,
     version = version + 1, updated_at = now()
 WHERE id = $1
 RETURNING *;
 
 -- name: history_insert
-INSERT INTO incident_status_history (incident_id, from_status, to_status, reason, actor, request_id)
-VALUES ($1, $2, $3, $4, $5, $6);
+INSERT INTO incident_status_history
+    (incident_id, from_status, to_status, reason, actor, request_id, at)
+VALUES ($1, $2, $3, $4, $5, $6, COALESCE($7, clock_timestamp()));
 
 -- name: list
 -- $1 scope path (NULL = all), $2 under path, $3 statuses, $4 priorities, $5 type,

@@ -10,9 +10,9 @@ SELECT * FROM jurisdiction_modes WHERE code = $1 FOR UPDATE;
 SELECT * FROM jurisdiction_modes WHERE code = $1;
 
 -- name: upsert_own
--- $1 code, $2 mode, $3 level, $4 reason, $5 set_by
+-- $1 code, $2 mode, $3 level, $4 reason, $5 set_by, $6 set_at (NULL = now)
 INSERT INTO jurisdiction_modes AS m (code, mode, level, reason, set_by, set_at)
-VALUES ($1, $2, $3, $4, $5, clock_timestamp())
+VALUES ($1, $2, $3, $4, $5, COALESCE($6, clock_timestamp()))
 ON CONFLICT (code) DO UPDATE
 SET mode = EXCLUDED.mode, level = EXCLUDED.level, reason = EXCLUDED.reason,
     set_by = EXCLUDED.set_by, set_at = EXCLUDED.set_at, version = m.version + 1
@@ -20,10 +20,10 @@ RETURNING *;
 
 -- name: insert_history
 -- $1 code, $2 from_mode, $3 from_level, $4 to_mode, $5 to_level, $6 reason, $7 actor,
--- $8 actor_role, $9 request_id
+-- $8 actor_role, $9 request_id, $10 at (NULL = now)
 INSERT INTO mode_history (jurisdiction_code, from_mode, from_level, to_mode, to_level, reason,
-                          actor, actor_role, request_id)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                          actor, actor_role, request_id, at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, COALESCE($10, clock_timestamp()))
 RETURNING *;
 
 -- name: history

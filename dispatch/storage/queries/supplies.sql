@@ -82,6 +82,6 @@ INSERT INTO stock (depot_id, item, quantity) VALUES ($1, $2, $3) RETURNING *;
 
 -- name: movement_insert
 INSERT INTO stock_movements
-    (depot_id, item, kind, delta, quantity_after, reserved_after, reason, actor, request_id)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+    (depot_id, item, kind, delta, quantity_after, reserved_after, reason, actor, request_id, at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, COALESCE($10, clock_timestamp()))
 RETURNING id;
