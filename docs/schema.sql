@@ -656,6 +656,11 @@ SELECT cardinality(pools) BETWEEN 1 AND 5
        AND (SELECT count(DISTINCT p) FROM unnest(pools) AS p) = cardinality(pools)
 $$;
 
+CREATE FUNCTION muster_channel(base text) RETURNS text
+LANGUAGE sql STABLE AS $$
+SELECT CASE WHEN current_schema() = 'public' THEN base ELSE base || ':' || current_schema() END
+$$;
+
 CREATE FUNCTION muster_emit_events(schema_name text, events jsonb[]) RETURNS void
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
@@ -704,7 +709,7 @@ BEGIN
         ) AS c
         GROUP BY chunk
     LOOP
-        PERFORM pg_notify('muster_outbox', ids);
+        PERFORM pg_notify(muster_channel('muster_outbox'), ids);
     END LOOP;
     RETURN NULL;
 END
@@ -754,7 +759,7 @@ BEGIN
     ORDER BY m.id, e.id;
     GET DIAGNOSTICS added = ROW_COUNT;
     IF added > 0 THEN
-        PERFORM pg_notify('muster_webhooks', 'enqueued');
+        PERFORM pg_notify(muster_channel('muster_webhooks'), 'enqueued');
     END IF;
     RETURN NULL;
 END

@@ -220,7 +220,8 @@ class WebhookRunner:
             return
         try:
             con = await asyncpg.connect(self.dsn)
-            for channel in CHANNELS:
+            for base in CHANNELS:
+                channel = await con.fetchval("SELECT muster_channel($1)", base)
                 await con.add_listener(channel, self._on_notify)
         except (OSError, asyncpg.PostgresError) as exc:
             log.warning("webhooks cannot listen for notifications: %s", exc)

@@ -8,6 +8,13 @@
 --   muster_events  {"schema": S, "events": [{"kind", "id", "path", "summary"}, ...]}, events
 --                  packed greedily up to about 7000 bytes a notification; no personal data.
 -- Notifications are sent at commit, so a listener that is woken always finds the rows.
+-- Channels carrying no schema in their payload are per schema (muster_channel): a drill runs in
+-- its own schema of the same database, and its writes must not wake live listeners.
+
+CREATE FUNCTION muster_channel(base text) RETURNS text
+LANGUAGE sql STABLE AS $$
+    SELECT CASE WHEN current_schema() = 'public' THEN base ELSE base || ':' || current_schema() END
+$$;
 
 CREATE TABLE delivery_acks (
     person_id       text PRIMARY KEY REFERENCES people (id),
@@ -30,7 +37,7 @@ BEGIN
         ) AS c
         GROUP BY chunk
     LOOP
-        PERFORM pg_notify('muster_outbox', ids);
+        PERFORM pg_notify(muster_channel('muster_outbox'), ids);
     END LOOP;
     RETURN NULL;
 END

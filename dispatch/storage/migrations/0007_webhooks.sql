@@ -77,7 +77,7 @@ BEGIN
     ORDER BY m.id, e.id;
     GET DIAGNOSTICS added = ROW_COUNT;
     IF added > 0 THEN
-        PERFORM pg_notify('muster_webhooks', 'enqueued');
+        PERFORM pg_notify(muster_channel('muster_webhooks'), 'enqueued');
     END IF;
     RETURN NULL;
 END

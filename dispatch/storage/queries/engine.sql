@@ -7,7 +7,7 @@ SET replan_due_at = LEAST(COALESCE(replan_due_at, $1::timestamptz), $1::timestam
 RETURNING generation;
 
 -- name: notify
-SELECT pg_notify('muster_engine', $1);
+SELECT pg_notify(muster_channel('muster_engine'), $1);
 
 -- name: state
 SELECT replan_due_at, cadence_due_at, generation, reasons, last_plan_id, last_plan_at

@@ -85,7 +85,7 @@ WHERE endpoint_id = $1 AND status = 'dead'
 RETURNING id;
 
 -- name: notify
-SELECT pg_notify('muster_webhooks', $1);
+SELECT pg_notify(muster_channel('muster_webhooks'), $1);
 
 -- name: claim_endpoint
 -- One enabled endpoint with due deliveries and no live lease, most overdue first; the lease is
