@@ -29,7 +29,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
-from dispatch import roster_files
+from dispatch import roster_cells, roster_files
 from dispatch.audit import AuditContext
 from dispatch.config import Settings
 from dispatch.storage import roster_import
@@ -108,7 +108,7 @@ def to_json(rows: list[dict[str, str]]) -> bytes:
     """The same people as JSON objects (as a client of ``POST /v1/people:import`` sends them)."""
     people = [
         roster_files.PEOPLE.dump_python(
-            roster_files.PEOPLE.validate_python([roster_files.csv_row(r)], strict=False),
+            roster_files.PEOPLE.validate_python([roster_cells.csv_row(r)], strict=False),
             mode="json",
         )[0]
         | {"id": r["id"]}

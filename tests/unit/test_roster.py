@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime, timedelta, timezone
 import pytest
 
 from dispatch import roster as dom
+from dispatch import roster_cells as rc
 from dispatch import roster_files as ri
 from dispatch.errors import ValidationFailed
 
@@ -144,25 +145,25 @@ def test_to_json_hides_contacts_and_home_without_pii_rights() -> None:
 
 
 def test_csv_mini_languages_parse_into_person_fields() -> None:
-    assert ri.parse_skills("first_aid:3; driver:2@2027-01-31") == [
+    assert rc.parse_skills("first_aid:3; driver:2@2027-01-31") == [
         {"name": "first_aid", "level": "3"},
         {"name": "driver", "level": "2", "expires_on": "2027-01-31"},
     ]
-    assert ri.parse_certifications("first_aid@2026-12-31;hazmat") == [
+    assert rc.parse_certifications("first_aid@2026-12-31;hazmat") == [
         {"name": "first_aid", "expires_on": "2026-12-31"},
         {"name": "hazmat"},
     ]
-    weekly = ri.parse_weekly("mon-wed 08:00-12:00; sat,sun 22:00-06:00; fri-mon 01:00-02:00")
+    weekly = rc.parse_weekly("mon-wed 08:00-12:00; sat,sun 22:00-06:00; fri-mon 01:00-02:00")
     days = [(w["day"], w["start"]) for w in weekly]
     assert days[:3] == [(0, "08:00"), (1, "08:00"), (2, "08:00")]
     assert (5, "22:00") in days and (6, "22:00") in days
     assert [d for d, s in days if s == "01:00"] == [4, 5, 6, 0]
-    assert len(ri.parse_weekly("daily 09:00-10:00")) == 7
+    assert len(rc.parse_weekly("daily 09:00-10:00")) == 7
     for bad in ("first_aid", "first_aid:"):
         with pytest.raises(ValueError):
-            ri.parse_skills(bad)
+            rc.parse_skills(bad)
     with pytest.raises(ValueError):
-        ri.parse_weekly("someday 08:00-09:00")
+        rc.parse_weekly("someday 08:00-09:00")
 
 
 CSV_HEADER = "id,kind,name,jurisdiction,home_lat,home_lon,phone,skills,availability,reserve\n"
