@@ -29,6 +29,7 @@ from api.views import (
     admin,
     allocations,
     assignments,
+    drills,
     health,
     incidents,
     jurisdictions,
@@ -68,6 +69,7 @@ def all_apis() -> list[Api]:
         webhooks.api,
         me.api,
         streams.api,
+        drills.api,
     ]
 
 
@@ -135,6 +137,19 @@ async def _streams(app: web.Application) -> AsyncIterator[None]:
         await hub.stop()
 
 
+async def _drills(app: web.Application) -> AsyncIterator[None]:
+    """The drill service (``app[DRILLS]``): drills started through the trainer API run here."""
+    from drills.service import DrillService
+
+    service = DrillService(app[POOL], app[DSN], app[CLOCK])
+    await service.start()
+    app[drills.DRILLS] = service
+    try:
+        yield
+    finally:
+        await service.close()
+
+
 async def _end_streams(app: web.Application) -> None:
     """On shutdown, before waiting for handlers: WebSockets GOING_AWAY, SSE responses end."""
     if STREAMS in app:
@@ -171,5 +186,6 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     app.cleanup_ctx.append(_engine)
     app.cleanup_ctx.append(_webhooks)
     app.cleanup_ctx.append(_streams)
+    app.cleanup_ctx.append(_drills)
     app.on_shutdown.append(_end_streams)
     return app

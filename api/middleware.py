@@ -42,17 +42,68 @@ async def request_id_middleware(request: web.Request, handler: Handler) -> web.S
     return response
 
 
-@web.middleware
-async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Every route outside the public ones needs a valid, unrevoked bearer token."""
-    if request.path.startswith(PUBLIC_PREFIXES) or request.method == "OPTIONS":
-        return await handler(request)
-    header = request.headers.get("Authorization", "")
-    scheme, _, secret = header.partition(" ")
+#: The streams a browser opens with ``EventSource`` or ``WebSocket``, neither of which can set
+#: an ``Authorization`` header: these routes alone (GET) also take ``?access_token=``.
+QUERY_TOKEN_PATHS = frozenset({"/v1/me/stream", "/v1/me/ws", "/v1/stream"})
+_QUERY_TOKEN = re.compile(r"(access_token=)[^&\s\"']*")
+
+
+def redact(text: str) -> str:
+    """``text`` with the value of any ``access_token=`` parameter replaced."""
+    return _QUERY_TOKEN.sub(r"\1[redacted]", text)
+
+
+def _redacted(value: object) -> object:
+    if isinstance(value, str) and "access_token=" in value:
+        return redact(value)
+    if isinstance(value, dict):
+        return {k: _redacted(v) for k, v in value.items()}
+    if isinstance(value, tuple):
+        return tuple(_redacted(v) for v in value)
+    return value
+
+
+class RedactQueryTokens(logging.Filter):
+    """Keeps ``?access_token=`` values out of log records (the access log writes request
+    lines, structured formats copy them into fields)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        for key, value in list(record.__dict__.items()):
+            if key in ("msg", "args") or isinstance(value, str | dict | tuple):
+                setattr(record, key, _redacted(value))
+        return True
+
+
+# Whatever logs request lines: aiohttp's access log (when a deployment turns it on) and its
+# server/web loggers. A filter on a logger sees the records logged to it directly.
+for _name in ("aiohttp.access", "aiohttp.server", "aiohttp.web"):
+    logging.getLogger(_name).addFilter(RedactQueryTokens())
+
+
+def _secret(request: web.Request) -> str:
+    header = request.headers.get("Authorization")
+    if header is None and request.method == "GET" and request.path in QUERY_TOKEN_PATHS:
+        given = request.query.get("access_token", "").strip()
+        if given:
+            return given
+        raise Unauthenticated(
+            "send 'Authorization: Bearer <token>' (browsers: add ?access_token=<token>)"
+        )
+    scheme, _, secret = (header or "").partition(" ")
     if scheme.lower() != "bearer" or not secret.strip():
         raise Unauthenticated("send 'Authorization: Bearer <token>'")
+    return secret.strip()
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every route outside the public ones needs a valid, unrevoked bearer token (in the
+    ``Authorization`` header; for the browser-facing streams also ``?access_token=``)."""
+    if request.path.startswith(PUBLIC_PREFIXES) or request.method == "OPTIONS":
+        return await handler(request)
+    secret = _secret(request)
     async with request.app[POOL].acquire() as con:
-        who = await tokens.authenticate(con, secret.strip())
+        who = await tokens.authenticate(con, secret)
     if who is None:
         raise Unauthenticated("the token is unknown or revoked")
     request[PRINCIPAL] = who

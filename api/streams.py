@@ -39,8 +39,13 @@ WebSocket: ``GET /v1/me/ws?since=N`` (volunteer token, ``Authorization: Bearer``
     for observability only, delivery never waits for acks). Any other client frame gets an
     error frame ``{"error": "..."}`` (no ``seq``) and the connection stays open. On server
     shutdown the socket is closed with code 1001 (GOING_AWAY); reconnect with ``since``.
-    Browsers cannot set headers on WebSockets; query-string tokens are not accepted (they end
-    up in logs), so browser clients use SSE through a same-origin proxy or ``/v1/me/messages``.
+
+Browser clients: ``?access_token=<token>``
+    ``EventSource`` and ``WebSocket`` cannot set an ``Authorization`` header, so these three
+    stream routes (and no other) also accept the token as ``?access_token=`` on the GET that
+    opens them; a header, when sent, wins. The app redacts the value from its own logs
+    (aiohttp's access log included), but proxies on the way may log URLs: give browsers
+    tokens that can be revoked on their own.
 
 Plain replay: ``GET /v1/me/messages?since=N&limit=L``
     ``{"items": [envelopes], "next": M|null}``; pass ``M`` as ``since`` for the next page.
@@ -60,11 +65,24 @@ Fan-out across instances
 ========================
 Triggers (migration 0006) notify at commit: ``muster_outbox`` carries the distinct person ids
 of a statement (≤ 100 a notification), ``muster_events`` the coordinator events. Each app
-instance holds exactly one LISTEN connection (this hub); a notification only *wakes* the local
-connections of those people, and each connection then reads ``seq > last_sent`` from the
-database. So nothing depends on a notification's content, a wake-up that races a replay can
-neither skip nor repeat a message, and after the LISTEN connection is lost and re-established
-every connection re-reads, which covers notifications missed meanwhile.
+instance holds exactly one LISTEN connection (this hub); a notification only names people, and
+the messages themselves are always read from the outbox, so nothing depends on a
+notification's content.
+
+Reading is batched: the people named by a burst of notifications (one plan offering to 5,000
+volunteers sends 50 of them) are marked *dirty*, and one fetcher task reads the new messages of
+all dirty people connected here in one query (``seq > position`` per person, a few per person
+at most), then hands each connection its part. A connection reads the outbox itself only when
+it starts (the replay after ``Last-Event-ID``) or when it is far behind.
+
+Why no message is skipped or repeated on a connection: each connection keeps ``known``, the
+highest ``seq`` it has sent or queued, and takes from any read only messages above it, in
+order. Every read asks for ``seq > p`` with ``p ≤ known``, and for one person messages become
+visible in ``seq`` order (the counter row is locked until commit), so whatever a read returns
+above ``known`` starts at ``known + 1`` without a gap — whether it came from the connection's
+own read or from the fetcher, in whatever order they finish. After the LISTEN connection is
+lost and re-established every connected person is marked dirty, which covers notifications
+missed meanwhile.
 """
 
 from __future__ import annotations
@@ -92,12 +110,34 @@ EVENTS_CHANNEL = "muster_events"
 EVENT_BUFFER = 1000
 
 
+#: People read in one fetcher query; messages per person in it (more: the connection pages).
+FETCH_PEOPLE = 2000
+FETCH_PER_PERSON = 50
+
+
 @dataclass(eq=False)
 class Recipient:
-    """One open volunteer connection (a person may have several: phone and terminal)."""
+    """One open volunteer connection (a person may have several: phone and terminal).
+
+    ``known`` is the highest ``seq`` sent or queued in ``inbox``; ``stale`` asks the connection
+    to read the outbox itself (at the start, and when a batch did not bring everything).
+    """
 
     person_id: str
+    known: int = 0
+    stale: bool = True
+    inbox: list[dict[str, Any]] = field(default_factory=list)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def take(self, envelopes: list[dict[str, Any]]) -> bool:
+        """Queue the envelopes above ``known`` (given in ``seq`` order); whether any were new."""
+        new = False
+        for env in envelopes:
+            if env["seq"] > self.known:
+                self.inbox.append(env)
+                self.known = env["seq"]
+                new = True
+        return new
 
 
 @dataclass(eq=False)
@@ -125,12 +165,18 @@ class StreamHub:
         self._watchers: set[Watcher] = set()
         self._sockets: set[web.WebSocketResponse] = set()
         self._task: asyncio.Task[None] | None = None
+        self._dirty: set[str] = set()
+        self._fetch_wake = asyncio.Event()
+        self._fetcher: asyncio.Task[None] | None = None
+        #: Outbox queries run by the fetcher (observability and tests).
+        self.batches = 0
 
     # --- lifecycle ------------------------------------------------------------------------
 
     async def start(self, wait_s: float = 10.0) -> None:
         """Start listening; returns once LISTEN is in place (or after ``wait_s``)."""
         self._task = asyncio.create_task(self._listen_forever(), name="stream-hub-listen")
+        self._fetcher = asyncio.create_task(self._fetch_forever(), name="stream-hub-fetch")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.listening.wait(), wait_s)
 
@@ -152,11 +198,12 @@ class StreamHub:
     async def stop(self) -> None:
         """Stop listening (after :meth:`shutdown`)."""
         self.closing.set()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        for task in (self._task, self._fetcher):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._task = self._fetcher = None
 
     # --- registry -------------------------------------------------------------------------
 
@@ -208,42 +255,86 @@ class StreamHub:
     ) -> int:
         """Send every message after ``last``, then live ones, until shutdown; returns the last.
 
-        The wake flag is cleared *before* each read: a message committed after the read
-        notifies after the clear, so it is never slept through. ``ping`` runs after each
+        The wake flag is cleared *before* the inbox is looked at: whatever the fetcher queues
+        afterwards sets it again, so it is never slept through. ``ping`` runs after each
         heartbeat interval without messages (SSE); without it the loop just waits.
         """
         timeout = self.heartbeat_s if ping is not None else None
+        r.known = max(r.known, last)
         while not self.closing.is_set():
             r.wake.clear()
-            async with self.pool.acquire() as con:
-                batch = await outbox.after(con, r.person_id, last)
-            for env in batch:
-                if self.closing.is_set():
-                    return last
-                await send(env)
-                last = env["seq"]
-            if len(batch) >= outbox.PAGE:
+            if r.stale:
+                r.stale = False
+                async with self.pool.acquire() as con:
+                    batch = await outbox.after(con, r.person_id, r.known)
+                r.take(batch)
+                r.stale = len(batch) >= outbox.PAGE
+            while r.inbox:
+                items, r.inbox = r.inbox, []
+                for env in items:
+                    if self.closing.is_set():
+                        return last
+                    await send(env)
+                    last = env["seq"]
+            if r.stale or r.wake.is_set():
                 continue
             try:
-                await asyncio.wait_for(r.wake.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await r.wake.wait()
             except TimeoutError:
                 if ping is not None:
                     await ping()
         return last
 
+    async def _fetch_forever(self) -> None:
+        """Read the new messages of every dirty person in as few queries as possible."""
+        while True:
+            await self._fetch_wake.wait()
+            self._fetch_wake.clear()
+            dirty, self._dirty = self._dirty, set()
+            people = [p for p in dirty if p in self._recipients]
+            for k in range(0, len(people), FETCH_PEOPLE):
+                await self._fetch(people[k : k + FETCH_PEOPLE])
+
+    async def _fetch(self, people: list[str]) -> None:
+        people = [p for p in people if p in self._recipients]  # some left while we awaited
+        if not people:
+            return
+        positions = [min(r.known for r in self._recipients[p]) for p in people]
+        try:
+            async with self.pool.acquire() as con:
+                found = await outbox.after_many(con, people, positions, FETCH_PER_PERSON)
+            self.batches += 1
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the connections read for themselves instead
+            log.warning("batched outbox read failed: %s", exc)
+            found = None
+        for person in people:
+            envelopes = found.get(person, []) if found is not None else []
+            for r in self._recipients.get(person, ()):
+                if found is None or len(envelopes) >= FETCH_PER_PERSON:
+                    r.stale = True
+                    r.wake.set()
+                elif r.take(envelopes):
+                    r.wake.set()
+
     # --- notifications --------------------------------------------------------------------
 
     def _wake_all(self) -> None:
-        for group in self._recipients.values():
-            for r in group:
-                r.wake.set()
+        self._dirty.update(self._recipients)
+        self._fetch_wake.set()
 
     def _on_outbox(self, _con: Any, _pid: int, _channel: str, payload: str) -> None:
-        for person_id in payload.split(","):
-            for r in self._recipients.get(person_id, ()):
-                r.wake.set()
+        here = self._recipients
+        dirty = [p for p in payload.split(",") if p in here]
+        if dirty:
+            self._dirty.update(dirty)
+            self._fetch_wake.set()
 
     def _on_event(self, _con: Any, _pid: int, _channel: str, payload: str) -> None:
+        if not self._watchers:
+            return  # nobody to tell; skip parsing (a big plan sends many of these)
         try:
             data = json.loads(payload)
         except ValueError:
@@ -274,7 +365,8 @@ class StreamHub:
                 )
                 lost = asyncio.Event()
                 con.add_termination_listener(_setter(lost))
-                await con.add_listener(OUTBOX_CHANNEL, self._on_outbox)
+                outbox = await con.fetchval("SELECT muster_channel($1)", OUTBOX_CHANNEL)
+                await con.add_listener(outbox, self._on_outbox)
                 await con.add_listener(EVENTS_CHANNEL, self._on_event)
                 self.listening.set()
                 self._wake_all()  # whatever was sent while nobody listened

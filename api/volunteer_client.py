@@ -5,12 +5,14 @@ It shows how a client talks to Muster:
 1. Open ``GET /v1/me/stream`` (Server-Sent Events). Every message is an envelope
    ``{"seq", "kind", "payload", "exercise", "created_at"}`` sent as ``id: <seq>``,
    ``event: <kind>``, ``data: <envelope>``; ``: ping`` comments are heartbeats.
-2. Remember the highest ``seq`` seen. When the connection drops, reconnect with
-   ``Last-Event-ID: <seq>``: the server replays what was missed, in order. Delivery is
+2. Remember the highest ``seq`` seen (``--state FILE`` keeps it across restarts). When the
+   connection drops, reconnect with ``Last-Event-ID: <seq>`` (and ``?since=<seq>``, for proxies
+   that drop the header): the server replays what was missed, in order. Delivery is
    at-least-once, so drop any envelope whose ``seq`` is not above the last one handled.
 3. Answer with ``POST /v1/assignments/{id}/accept``, ``.../decline`` (``{"reason": ...}``) and
    ``.../status`` (``{"status": "en_route" | "on_scene" | "done"}``), each with an
-   ``Idempotency-Key`` reused on retry, so a lost response never applies an answer twice.
+   ``Idempotency-Key`` reused on every retry (lost connection, 5xx, or 409 "request in
+   progress"), so a lost response never applies an answer twice.
 
 Typed commands: ``accept ID``, ``decline ID [reason...]``, ``status ID en_route|on_scene|done``,
 ``list`` (open offers and assignments) and ``quit``. Exercise messages are marked ``[EXERCISE]``.
@@ -20,10 +22,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import os
 import sys
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,7 +44,7 @@ class SseEvent:
     data: str = ""
 
 
-async def parse_sse(lines: AsyncIterator[bytes]) -> AsyncIterator[SseEvent]:
+async def parse_sse(lines: AsyncIterable[bytes]) -> AsyncIterator[SseEvent]:
     """Turn a byte-line stream into events (comments and ``retry:`` are skipped)."""
     ev = SseEvent()
     data: list[str] = []
@@ -76,6 +80,9 @@ class VolunteerClient:
     session: aiohttp.ClientSession | None = None
     offers: dict[str, dict[str, Any]] = field(default_factory=dict)
 
+    post_timeout_s: float = 30.0
+    retry_delay_s: float = 0.5
+
     def __post_init__(self) -> None:
         self.url = self.url.rstrip("/")
         if self.state_file is not None and self.state_file.exists():
@@ -96,7 +103,10 @@ class VolunteerClient:
     def _remember(self, seq: int) -> None:
         self.last_seq = seq
         if self.state_file is not None:
-            self.state_file.write_text(json.dumps({"last_seq": seq}))
+            # Write-then-rename: a crash mid-write leaves the old state, never a torn file.
+            tmp = self.state_file.with_name(self.state_file.name + ".tmp")
+            tmp.write_text(json.dumps({"last_seq": seq}))
+            os.replace(tmp, self.state_file)
 
     async def messages(self, *, reconnect: bool = True) -> AsyncIterator[dict[str, Any]]:
         """Envelopes in order, each once, across reconnects (with exponential backoff)."""
@@ -105,9 +115,13 @@ class VolunteerClient:
         while True:
             try:
                 headers = {**self.headers, "Accept": "text/event-stream"}
+                params = {}
                 if self.last_seq:
                     headers["Last-Event-ID"] = str(self.last_seq)
-                async with self.session.get(f"{self.url}/v1/me/stream", headers=headers) as resp:
+                    params["since"] = str(self.last_seq)
+                async with self.session.get(
+                    f"{self.url}/v1/me/stream", headers=headers, params=params
+                ) as resp:
                     if resp.status in (401, 403):
                         raise PermissionError(f"the server refused the token ({resp.status})")
                     resp.raise_for_status()
@@ -146,34 +160,71 @@ class VolunteerClient:
     async def _post(
         self, path: str, body: dict[str, Any] | None = None, *, tries: int = 4
     ) -> dict[str, Any]:
+        """POST with one Idempotency-Key for every attempt: the answer is applied once.
+
+        Retried (same key, exponential backoff): a lost connection or timeout (the response
+        may be lost after the server applied the answer: the retry gets the stored answer),
+        a 5xx, and 409 "request in progress" (the first attempt is still running).
+        """
         assert self.session is not None
-        key = uuid.uuid4().hex  # the same key on every retry: the answer is applied once
-        delay = 0.5
+        key = uuid.uuid4().hex
+        delay = self.retry_delay_s
         for attempt in range(tries):
+            last = attempt == tries - 1
             try:
                 async with self.session.post(
                     f"{self.url}{path}",
                     json=body or {},
                     headers={**self.headers, "Idempotency-Key": key},
+                    timeout=aiohttp.ClientTimeout(total=self.post_timeout_s),
                 ) as resp:
-                    out: dict[str, Any] = await resp.json(content_type=None)
-                    if resp.status >= 400:
+                    try:
+                        out: dict[str, Any] = await resp.json(content_type=None)
+                    except ValueError:  # e.g. a proxy's HTML error page
+                        out = {"title": resp.reason or "", "detail": await resp.text()}
+                    if resp.status < 400:
+                        return out
+                    again = resp.status >= 500 or (
+                        resp.status == 409
+                        and str(out.get("type", "")).endswith("/request-in-progress")
+                    )
+                    if not again or last:
                         raise AnswerRefused(resp.status, out)
-                    return out
             except (TimeoutError, aiohttp.ClientConnectionError):
-                if attempt == tries - 1:
+                if last:
                     raise
-                await asyncio.sleep(delay)
-                delay *= 2
+            await asyncio.sleep(delay)
+            delay *= 2
         raise AssertionError("unreachable")
 
+    async def open_assignments(self) -> list[dict[str, Any]]:
+        """Own offers and assignments still open, from the server (the source of truth)."""
+        assert self.session is not None
+        async with self.session.get(
+            f"{self.url}/v1/me/assignments",
+            params={"status": "offered,accepted,en_route,on_scene"},
+            headers=self.headers,
+            timeout=aiohttp.ClientTimeout(total=self.post_timeout_s),
+        ) as resp:
+            if resp.status >= 400:
+                raise AnswerRefused(resp.status, await resp.json(content_type=None))
+            items: list[dict[str, Any]] = (await resp.json())["items"]
+            return items
+
     async def accept(self, assignment_id: str) -> dict[str, Any]:
-        return await self._post(f"/v1/assignments/{assignment_id}/accept")
+        """Say yes to an offer."""
+        out = await self._post(f"/v1/assignments/{assignment_id}/accept")
+        self.offers.pop(assignment_id, None)
+        return out
 
     async def decline(self, assignment_id: str, reason: str = "") -> dict[str, Any]:
-        return await self._post(f"/v1/assignments/{assignment_id}/decline", {"reason": reason})
+        """Say no to an offer (the reason is optional)."""
+        out = await self._post(f"/v1/assignments/{assignment_id}/decline", {"reason": reason})
+        self.offers.pop(assignment_id, None)
+        return out
 
     async def report(self, assignment_id: str, status: str) -> dict[str, Any]:
+        """Report progress: en_route, on_scene or done."""
         return await self._post(f"/v1/assignments/{assignment_id}/status", {"status": status})
 
 
@@ -203,7 +254,11 @@ def describe(env: dict[str, Any]) -> str:
 async def _commands(client: VolunteerClient, out: Callable[[str], None]) -> None:
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    try:
+        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    except ValueError:  # stdin is a regular file (commands scripted in advance)
+        reader.feed_data(sys.stdin.buffer.read())
+        reader.feed_eof()
     while line := (await reader.readline()).decode():
         words = line.split()
         if not words:
@@ -217,10 +272,16 @@ async def _commands(client: VolunteerClient, out: Callable[[str], None]) -> None
                 case ["status", aid, ("en_route" | "on_scene" | "done") as st]:
                     out(f"{aid} is now {(await client.report(aid, st))['status']}")
                 case ["list"]:
-                    for aid, p in client.offers.items():
-                        out(
-                            f"  {aid}: {p.get('skill')} at {p.get('incident')} (by {p.get('deadline')})"
+                    items = await client.open_assignments()
+                    for a in items:
+                        by = (
+                            f" (answer by {a['offer_deadline']})"
+                            if a["status"] == "offered"
+                            else ""
                         )
+                        out(f"  {a['id']}: {a['status']} {a['skill']} at {a['incident']}{by}")
+                    if not items:
+                        out("  nothing open")
                 case ["quit"] | ["exit"]:
                     return
                 case _:
@@ -229,9 +290,16 @@ async def _commands(client: VolunteerClient, out: Callable[[str], None]) -> None
                     )
         except AnswerRefused as exc:
             out(f"refused: {exc}")
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            out(f"could not reach the server ({exc!r}); try again")
 
 
 async def run(url: str, token: str, state: Path | None) -> int:
+    """Show the stream and take commands until ``quit`` or end of input.
+
+    A fatal stream error (the token is refused) ends the session and is raised here.
+    """
+
     def out(text: str) -> None:
         print(text, flush=True)
 
@@ -242,10 +310,17 @@ async def run(url: str, token: str, state: Path | None) -> int:
                 out(describe(env))
 
         stream = asyncio.create_task(show())
+        commands = asyncio.create_task(_commands(client, out))
         try:
-            await _commands(client, out)
+            done, _ = await asyncio.wait({stream, commands}, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            stream.cancel()
+            for task in (stream, commands):
+                if not task.done():
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+        for task in done:
+            task.result()  # re-raise what ended the session (a refused token, for one)
     return 0
 
 

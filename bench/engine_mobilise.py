@@ -17,16 +17,19 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bench.common import fresh_database
+from dispatch.access import Principal, Role
 from dispatch.audit import AuditContext
 from dispatch.clock import ManualClock
 from dispatch.demo_city import generate
 from dispatch.modes import ModeChange
 from dispatch.services.engine import Engine, EngineConfig, solve_snapshot
+from dispatch.storage import plans as plans_store
 from dispatch.storage import world as world_store
 from dispatch.storage.database import create_pool
 from dispatch.storage.seed import load_city
 
 SKILLS = ["first_aid", "driver", "logistics", "search_rescue", "elderly_care"]
+ADMIN = Principal("bench", Role.ADMIN, None, None)
 
 
 def incidents(n: int, district: str, city: Any, seed: int) -> list[tuple[Any, ...]]:
@@ -99,15 +102,16 @@ async def run(people: int, n_incidents: int, rounds: int, time_limit: float) -> 
         total = time.perf_counter() - t0
         async with pool.acquire() as con:
             t_load0 = time.perf_counter()
-            await world_store.load(con, clock.now())
+            await world_store.load(con, clock.now(), world_store.WorldCache())  # a cold read
             t_load = time.perf_counter() - t_load0
             stored = await con.fetchval("SELECT count(*) FROM assignments WHERE status = 'offered'")
             plan = await con.fetchrow(
-                "SELECT solve_seconds, snapshot FROM plans WHERE id = $1", report.plan_id
+                "SELECT solve_seconds FROM plans WHERE id = $1", report.plan_id
             )
+            snapshot = await plans_store.snapshot(con, ADMIN, report.plan_id)
         # Baseline: the pure solver alone on the very snapshots this plan used.
         t_b = time.perf_counter()
-        for g in plan["snapshot"]["groups"]:
+        for g in snapshot["groups"]:
             solve_snapshot(g["snapshot"], time_limit, 0)
         baseline = time.perf_counter() - t_b
         demand = sum(

@@ -48,6 +48,10 @@ _PERMISSIONS: dict[tuple[str, Action], frozenset[Role]] = {
     ("mode_policy", Action.WRITE): frozenset({Role.ADMIN}),
     ("webhook", Action.READ): frozenset({Role.ADMIN}),
     ("webhook", Action.WRITE): frozenset({Role.ADMIN}),
+    # Drills (exercises in their own schemas): trainers run them; coordinators and observers
+    # read their reports. Trainers have no write permission on any live object.
+    ("drill", Action.READ): frozenset({Role.ADMIN, Role.TRAINER, Role.COORDINATOR, Role.OBSERVER}),
+    ("drill", Action.WRITE): frozenset({Role.ADMIN, Role.TRAINER}),
     # Self-service (own record, availability, streams): volunteer tokens bound to a person.
     ("me", Action.READ): frozenset({Role.VOLUNTEER}),
     ("me", Action.WRITE): frozenset({Role.VOLUNTEER}),

@@ -176,6 +176,16 @@ def plan_world(
     home_group = {a.person_id: incident_group.get(a.incident_id) for a in world.active}
     stock = {d.id: dict(d.stock) for d in world.depots}
     surplus = _surplus(world)
+    # Each group looks only at the people it may call: those living in a jurisdiction in its
+    # reach (decided once per distinct path) and those it already has; in roster order.
+    by_path: dict[str, list[int]] = {}
+    for n, p in enumerate(world.people):
+        by_path.setdefault(p.path, []).append(n)
+    index = {p.id: n for n, p in enumerate(world.people)}
+    members: dict[tuple[int, str, str] | None, set[int]] = {}
+    for pid, g in home_group.items():
+        if pid in index:
+            members.setdefault(g, set()).add(index[pid])
     results: list[GroupResult] = []
     for key, incs in groups.items():
         policy = incs[0].policy
@@ -183,7 +193,11 @@ def plan_world(
         ids = {i.id for i in incs}
         people: list[dict[str, Any]] = []
         previous: list[dict[str, Any]] = []
-        for p in world.people:
+        reached = {path for path in by_path if reach(path)}
+        candidates = members.get(key, set()).union(*(by_path[path] for path in reached))
+        pooled: dict[tuple[bool, str, bool], bool] = {}
+        for n in sorted(candidates):
+            p = world.people[n]
             if p.id in taken:
                 continue
             act = active_by_person.get(p.id)
@@ -205,9 +219,15 @@ def plan_world(
                     }
                 )
                 continue
-            if p.id in home_group or not reach(p.path) or not in_pools(p, policy.pools):
+            if p.id in home_group or p.path not in reached:
+                continue
+            kind = (p.reserve, p.kind, p.available_now)
+            if kind not in pooled:
+                pooled[kind] = in_pools(p, policy.pools)
+            if not pooled[kind]:
                 continue
             people.append(_person(p, sorted(p.skills), p.hours_left))
+        present = {p["id"] for p in people}
         depots = [
             {
                 "id": d.id,
@@ -232,9 +252,7 @@ def plan_world(
                     "priority": i.priority,
                     "demands": [dict(d) for d in i.demands],
                     "supplies": {k: v for k, v in sorted(i.supplies.items()) if v > 0},
-                    "forbidden": sorted(
-                        world.excluded.get(i.id, set()) & {p["id"] for p in people}
-                    ),
+                    "forbidden": sorted(world.excluded.get(i.id, set()) & present),
                 }
                 for i in incs
             ],

@@ -152,6 +152,56 @@ ALTER TABLE depots ADD CONSTRAINT depots_name_check CHECK (((length(name) >= 1) 
 ALTER TABLE depots ADD CONSTRAINT depots_pkey PRIMARY KEY (id);
 CREATE INDEX depots_jurisdiction_idx ON depots USING btree (jurisdiction_code, id);
 
+CREATE TABLE drill_participants (
+    drill_id text NOT NULL,
+    person_id text NOT NULL
+);
+ALTER TABLE drill_participants ADD CONSTRAINT drill_participants_drill_id_fkey FOREIGN KEY (drill_id) REFERENCES drills(id) ON DELETE CASCADE;
+ALTER TABLE drill_participants ADD CONSTRAINT drill_participants_person_id_fkey FOREIGN KEY (person_id) REFERENCES people(id);
+ALTER TABLE drill_participants ADD CONSTRAINT drill_participants_pkey PRIMARY KEY (drill_id, person_id);
+CREATE INDEX drill_participants_person_idx ON drill_participants USING btree (person_id, drill_id);
+
+CREATE TABLE drills (
+    id text NOT NULL,
+    name text NOT NULL,
+    scenario text NOT NULL,
+    source text NOT NULL,
+    options jsonb NOT NULL,
+    status text NOT NULL DEFAULT 'created'::text,
+    scope_code text,
+    schema_name text NOT NULL,
+    created_by text NOT NULL,
+    created_at timestamp with time zone NOT NULL,
+    updated_at timestamp with time zone NOT NULL,
+    started_at timestamp with time zone,
+    ended_at timestamp with time zone,
+    stop_requested_at timestamp with time zone,
+    owner text,
+    progress real NOT NULL DEFAULT 0,
+    sim_time timestamp with time zone,
+    sim_wall_at timestamp with time zone,
+    pokes bigint NOT NULL DEFAULT 0,
+    relayed_outbox_id bigint NOT NULL DEFAULT 0,
+    relayed integer NOT NULL DEFAULT 0,
+    report jsonb,
+    run jsonb,
+    report_html text,
+    error text,
+    version integer NOT NULL DEFAULT 1
+);
+ALTER TABLE drills ADD CONSTRAINT drills_check CHECK (((status = ANY (ARRAY['stopped'::text, 'finished'::text, 'failed'::text, 'interrupted'::text])) = (ended_at IS NOT NULL)));
+ALTER TABLE drills ADD CONSTRAINT drills_check1 CHECK (((status <> 'finished'::text) OR (report IS NOT NULL)));
+ALTER TABLE drills ADD CONSTRAINT drills_check2 CHECK (((status = 'created'::text) OR (started_at IS NOT NULL) OR (status = 'stopped'::text)));
+ALTER TABLE drills ADD CONSTRAINT drills_id_check CHECK ((id ~ '^d-[a-z0-9]{1,40}$'::text));
+ALTER TABLE drills ADD CONSTRAINT drills_pkey PRIMARY KEY (id);
+ALTER TABLE drills ADD CONSTRAINT drills_progress_check CHECK (((progress >= (0)::double precision) AND (progress <= (1)::double precision)));
+ALTER TABLE drills ADD CONSTRAINT drills_schema_name_check CHECK ((schema_name ~ '^drill_[a-z0-9_]{1,50}$'::text));
+ALTER TABLE drills ADD CONSTRAINT drills_schema_name_key UNIQUE (schema_name);
+ALTER TABLE drills ADD CONSTRAINT drills_scope_code_fkey FOREIGN KEY (scope_code) REFERENCES jurisdictions(code);
+ALTER TABLE drills ADD CONSTRAINT drills_status_check CHECK ((status = ANY (ARRAY['created'::text, 'running'::text, 'paused'::text, 'stopped'::text, 'finished'::text, 'failed'::text, 'interrupted'::text])));
+CREATE INDEX drills_active_idx ON drills USING btree (status) WHERE (status = ANY (ARRAY['running'::text, 'paused'::text]));
+CREATE INDEX drills_scope_idx ON drills USING btree (scope_code, id);
+
 CREATE TABLE engine_state (
     id boolean NOT NULL DEFAULT true,
     replan_due_at timestamp with time zone,
@@ -403,17 +453,19 @@ CREATE TABLE plans (
     id bigint NOT NULL DEFAULT nextval('plans_id_seq'::regclass),
     created_at timestamp with time zone NOT NULL,
     trigger text NOT NULL,
-    snapshot jsonb NOT NULL,
+    snapshot jsonb,
     result jsonb NOT NULL,
     status text NOT NULL,
     method text NOT NULL,
     solve_seconds double precision NOT NULL,
     offers_made integer NOT NULL DEFAULT 0,
     withdrawn integer NOT NULL DEFAULT 0,
-    allocations_made integer NOT NULL DEFAULT 0
+    allocations_made integer NOT NULL DEFAULT 0,
+    snapshot_z bytea
 );
 ALTER TABLE plans ADD CONSTRAINT plan_events TRIGGER DEFERRABLE INITIALLY DEFERRED;
 ALTER TABLE plans ADD CONSTRAINT plans_pkey PRIMARY KEY (id);
+ALTER TABLE plans ADD CONSTRAINT plans_snapshot_stored CHECK (((snapshot IS NOT NULL) OR (snapshot_z IS NOT NULL)));
 ALTER TABLE plans ADD CONSTRAINT plans_solve_seconds_check CHECK ((solve_seconds >= (0)::double precision));
 CREATE CONSTRAINT TRIGGER plan_events AFTER INSERT ON plans DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION plan_events();
 

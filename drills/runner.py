@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import heapq
 import logging
+import math
 import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 
@@ -40,7 +41,6 @@ from dispatch.storage import assignments as asg_store
 from dispatch.storage import engine as engine_store
 from dispatch.storage import incidents as inc_store
 from dispatch.storage import supplies as supplies_store
-from dispatch.storage import world as world_store
 from dispatch.storage.database import create_pool
 from dispatch.supplies import DepotPatch, StockAdjust
 from drills import isolation, metrics
@@ -66,6 +66,22 @@ __all__ = ["DrillOptions", "DrillResult", "run_drill"]
 Progress = Callable[[float, str], None]
 
 
+class Control(Protocol):
+    """Hooks for a drill steered from outside while it runs (the trainer API: drills.service)."""
+
+    #: Real people: their offers are left to them (and relayed), never answered by simulation.
+    participants: frozenset[str]
+
+    def clock(self, start: datetime, speed: float | None) -> SimClock:
+        """The drill's clock (one that can be paused and woken early)."""
+
+    def stop_requested(self) -> bool:
+        """Checked between events: true ends the drill early, with a partial report."""
+
+    async def after_step(self) -> None:
+        """After each step (relay messages to real people; wait here while paused)."""
+
+
 @dataclass
 class DrillOptions:
     """How to run a scenario."""
@@ -76,6 +92,7 @@ class DrillOptions:
     keep: bool = False
     progress: Progress | None = None
     schema: str | None = None
+    control: Control | None = None
 
 
 @dataclass
@@ -123,7 +140,14 @@ class _Drill:
         self.schema = schema
         self.seed = seed
         self.options = options
-        self.clock = SimClock(scenario.start, options.speed)
+        ctl = options.control
+        self.clock = (
+            ctl.clock(scenario.start, options.speed)
+            if ctl
+            else SimClock(scenario.start, options.speed)
+        )
+        self.real = ctl.participants if ctl else frozenset()
+        self.stopped_s: float | None = None
         self.slowed: dict[str, float] = {}  # jurisdiction path → road-factor multiplier
         self.engine = Engine(
             pool,
@@ -136,7 +160,6 @@ class _Drill:
             ),
             planner=make_planner(options.policy, self.slowed),
         )
-        self.ctx = AuditContext("drill:trainer", "trainer")
         self.injects: list[_Event] = []
         self.acts: list[_Event] = []
         self.order = 0
@@ -151,9 +174,16 @@ class _Drill:
         }
         self.paths: dict[str, str] = {}
         self.centres: dict[str, tuple[float, float]] = {}
+        self._leaves: list[tuple[str, tuple[float, float]]] | None = None
+        self.on_arrival: dict[str, int] = {}  # incident → seconds it stays open after arrival
         self.responders: SimulatedResponders | None = None
 
     # ---- helpers -----------------------------------------------------------------------------
+
+    @property
+    def ctx(self) -> AuditContext:
+        """The trainer's injects as the actor, stamped with the simulated time."""
+        return AuditContext("drill:trainer", "trainer", at=self.clock.now())
 
     def _t(self, at: datetime | None) -> float | None:
         return None if at is None else round((at - self.s.start).total_seconds(), 3)
@@ -209,6 +239,7 @@ class _Drill:
         async with self.pool.acquire() as con:
             if isinstance(inj, IncidentReported):
                 loc = inj.location.model_dump() if inj.location else self._near(inj)
+                code = inj.jurisdiction or self._locate(loc["lat"], loc["lon"])
                 body = inc_dom.IncidentCreate.model_validate(
                     {
                         "id": inj.id,
@@ -216,7 +247,7 @@ class _Drill:
                         "title": inj.title,
                         "description": inj.note,
                         "location": loc,
-                        "jurisdiction": inj.jurisdiction,
+                        "jurisdiction": code,
                         "priority": inj.priority,
                         "status": inj.status,
                         "demands": [d.model_dump() for d in inj.demands],
@@ -229,7 +260,7 @@ class _Drill:
                 self.incidents[inj.id] = metrics.IncidentRec(
                     inj.id,
                     inj.priority,
-                    inj.jurisdiction,
+                    code,
                     t,
                     demand=[(t, {d.skill: d.count for d in inj.demands})],
                     supplies=[(t, dict(inj.supplies))],
@@ -240,6 +271,10 @@ class _Drill:
                         at=inj.at + inj.close_after, type="incident_closed", id=inj.id
                     )
                     self._push(self.injects, now + timedelta(seconds=inj.close_after), (k, closing))
+                if inj.close_after_arrival is not None:
+                    self.on_arrival[inj.id] = inj.close_after_arrival
+                if inj.jurisdiction is None:
+                    return {"incident": inj.id, "located_in": code}
                 return {"incident": inj.id}
             if isinstance(inj, IncidentUpdated):
                 patch: dict[str, Any] = {}
@@ -265,6 +300,8 @@ class _Drill:
                     rec.priorities.append((t, inj.priority))
                 return {"incident": inj.id}
             if isinstance(inj, IncidentClosed):
+                if self.incidents[inj.id].closed_s is not None:  # closed on arrival already
+                    return {"incident": inj.id, "already_closed": True}
                 body_s = inc_dom.StatusChange.model_validate(
                     {"status": "closed", "reason": inj.reason or "drill"}, strict=False
                 )
@@ -331,9 +368,27 @@ class _Drill:
                 return {"jurisdiction": inj.jurisdiction, "people": len(chosen)}
         raise AssertionError(f"unknown inject {inj!r}")
 
+    def _locate(self, lat: float, lon: float) -> str:
+        """The community (leaf jurisdiction) whose centre is nearest to a point (replayed calls)."""
+        if self._leaves is None:
+            paths = set(self.paths.values())
+            self._leaves = sorted(
+                (code, c)
+                for code, c in self.centres.items()
+                if not any(q.startswith(self.paths[code] + "/") for q in paths)
+            )
+        if not self._leaves:
+            raise _unknown("jurisdiction with a centre near", f"{lat},{lon}")
+        scale = math.cos(math.radians(lat)) ** 2
+
+        def dist2(e: tuple[str, tuple[float, float]]) -> float:
+            return (e[1][0] - lat) ** 2 + scale * (e[1][1] - lon) ** 2
+
+        return min(self._leaves, key=dist2)[0]
+
     def _near(self, inj: IncidentReported) -> dict[str, float]:
         """A seeded point near the jurisdiction's centre (within about 600 m)."""
-        lat, lon = self.centres.get(inj.jurisdiction, (0.0, 0.0))
+        lat, lon = self.centres.get(inj.jurisdiction or "", (0.0, 0.0))
         rng = random.Random(f"{self.seed}|location|{inj.id}")
         return {
             "lat": round(lat + rng.uniform(-0.005, 0.005), 6),
@@ -407,7 +462,7 @@ class _Drill:
         for r in rows:
             self.outbox_seen = r["id"]
             self.messages.append({"kind": r["kind"], "exercise": r["exercise"]})
-            if r["kind"] != "offer":
+            if r["kind"] != "offer" or r["person_id"] in self.real:
                 continue
             p = r["payload"]
             d = self.responders.decide(r["person_id"], p["incident"], p["skill"], now)
@@ -427,7 +482,7 @@ class _Drill:
     async def act(self, a: _Act) -> None:
         now = self.clock.now()
         who = Principal(f"drill-{a.person}", Role.VOLUNTEER, None, None, a.person)
-        ctx = AuditContext(f"drill:{a.person}", "volunteer")
+        ctx = AuditContext(f"drill:{a.person}", "volunteer", at=now)
         try:
             async with self.pool.acquire() as con:
                 if a.step == "accept":
@@ -449,6 +504,15 @@ class _Drill:
                 else:
                     target = Status.EN_ROUTE if a.step == "en_route" else Status.ON_SCENE
                     await asg_store.report_status(con, who, ctx, a.assignment, target, now, None)
+                    stay = self.on_arrival.pop(a.incident, None) if a.step == "on_scene" else None
+                    if stay is not None:  # the visit or delivery is done `stay` after arrival
+                        done = IncidentClosed(
+                            at=round(self._now_s()) + stay,
+                            type="incident_closed",
+                            id=a.incident,
+                            reason="done on scene",
+                        )
+                        self._push(self.injects, now + timedelta(seconds=stay), (-1, done))
                     if target is Status.EN_ROUTE:
                         travel = round(a.travel_minutes * 60 * a.decision.travel_factor, 3)
                         nxt = _Act(
@@ -474,7 +538,11 @@ class _Drill:
         end = self.s.end
         same_instant = 0
         last: datetime | None = None
+        ctl = self.options.control
         while True:
+            if ctl is not None and ctl.stop_requested():
+                self.stopped_s = self._now_s()
+                break
             cands = [end]
             if self.injects:
                 cands.append(self.injects[0].at)
@@ -493,7 +561,7 @@ class _Drill:
             if target > end:
                 break
             await self.clock.advance_to(target)
-            last = target
+            last = self.clock.now()  # a steered clock (drills.service) may stop short of target
             now = self.clock.now()
             while self.injects and self.injects[0].at <= now:
                 k, inj = heapq.heappop(self.injects).what
@@ -508,6 +576,8 @@ class _Drill:
             if self.options.progress is not None:
                 frac = (now - self.s.start) / (end - self.s.start) if end > self.s.start else 1.0
                 self.options.progress(frac, f"{self.engine.plans_made} plans")
+            if ctl is not None:
+                await ctl.after_step()
             if now >= end and not (self.injects and self.injects[0].at <= end):
                 break
 
@@ -550,7 +620,7 @@ class _Drill:
             for g in plans[-1]["result"]["groups"]:
                 final_unmet += g["plan"]["unmet"]
         rec = metrics.Recorded(
-            end_s=float(self.s.duration),
+            end_s=float(self.s.duration if self.stopped_s is None else self.stopped_s),
             step_s=float(self.s.coverage_step),
             incidents=list(self.incidents.values()),
             assignments=assignments,
@@ -602,9 +672,6 @@ async def run_drill(
     seed = scenario.seed if options.seed is None else options.seed
     schema = options.schema or isolation.new_schema_name()
     wall0 = time.perf_counter()
-    # Parsed people are cached by (id, version) process-wide; a drill's people may share ids with
-    # another schema's, so start from an empty cache (it only costs one re-parse).
-    world_store._PEOPLE_CACHE.clear()
     admin = await asyncpg.connect(dsn)
     try:
         await isolation.create_schema(admin, schema)
@@ -623,7 +690,6 @@ async def run_drill(
         rec, run_extra = await drill.records()
     finally:
         await pool.close()
-        world_store._PEOPLE_CACHE.clear()
         if not options.keep:
             admin = await asyncpg.connect(dsn)
             try:
@@ -645,6 +711,8 @@ async def run_drill(
         },
         **figures,
     }
+    if drill.stopped_s is not None:
+        report["stopped_at_s"] = drill.stopped_s
     seconds = [p["seconds"] for p in run_extra["plans"]]
     run = {
         "schema": schema,
@@ -659,6 +727,31 @@ async def run_drill(
             **metrics.summary_stats(s * 1000 for s in seconds),
             "unit": "ms per re-plan (solver only)",
         },
+        "engine_seconds": _engine_seconds(drill.engine),
         "plans": run_extra["plans"],
     }
     return DrillResult(report, run, schema)
+
+
+def _percentiles(seconds: list[float]) -> dict[str, float | None]:
+    """p50 / p90 / p99 / max in milliseconds (nearest rank)."""
+    v = sorted(seconds)
+
+    def pct(p: float) -> float | None:
+        return round(v[max(0, math.ceil(p * len(v)) - 1)] * 1000, 1) if v else None
+
+    return {"p50": pct(0.5), "p90": pct(0.9), "p99": pct(0.99), "max": pct(1.0)}
+
+
+def _engine_seconds(engine: Engine) -> dict[str, Any]:
+    """Wall-clock seconds of the engine's re-plans by step: world read, planner, storing."""
+    t = engine.timings
+    steps = {"load": t.load, "solve": t.solve, "apply": t.apply}
+    out: dict[str, Any] = {k: round(sum(v), 3) for k, v in steps.items()}
+    total = [a + b + c for a, b, c in zip(t.load, t.solve, t.apply, strict=True)]
+    out["per_plan_ms"] = {k: _percentiles(v) for k, v in {**steps, "total": total}.items()}
+    out["world_cache"] = {
+        "roster_reads": engine.world_cache.reads,
+        "rows_parsed": engine.world_cache.parsed,
+    }
+    return out

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 from dispatch import planning
 from dispatch.clock import Clock
 from dispatch.storage import engine as store
+from dispatch.storage import plans as plans_store
 from dispatch.storage import world as world_store
 from solver import parse_snapshot, solve
 
@@ -66,6 +67,15 @@ class TickReport:
 
 
 @dataclass
+class PlanTimings:
+    """Wall-clock seconds of each stored plan's steps (benchmarks; never part of a report)."""
+
+    load: list[float] = field(default_factory=list)  # reading the world
+    solve: list[float] = field(default_factory=list)  # the planner, in the executor
+    apply: list[float] = field(default_factory=list)  # storing and applying the plan
+
+
+@dataclass
 class EngineConfig:
     """Knobs of the engine."""
 
@@ -100,11 +110,14 @@ class Engine:
         self.superseded = 0
         self._lock = asyncio.Lock()
         self.plans_made = 0
+        # Parsed roster of this engine's schema (its pool has one search path).
+        self.world_cache = world_store.WorldCache()
+        self.timings = PlanTimings()
 
     async def warm_up(self) -> None:
         """Read the world once so the first real re-plan finds the roster parsed and cached."""
         async with self.pool.acquire() as con:
-            await world_store.load(con, self.clock.now())
+            await world_store.load(con, self.clock.now(), self.world_cache)
 
     async def next_due(self) -> datetime | None:
         """When the engine next has something to do."""
@@ -139,10 +152,12 @@ class Engine:
         loop = asyncio.get_running_loop()
         for attempt in range(self.config.max_supersede + 1):
             now = self.clock.now()
+            t_load = time.perf_counter()
             async with self.pool.acquire() as con:
                 gen, reasons = await store.claim_replan(con)
-                world, policies = await world_store.load(con, now)
+                world, policies = await world_store.load(con, now, self.world_cache)
             started = time.perf_counter()
+            t_load = started - t_load
             results = await loop.run_in_executor(
                 self.executor,
                 self.planner,
@@ -158,6 +173,11 @@ class Engine:
                 self.superseded += 1
                 continue
             changes = planning.diff(results, world.active)
+            t_apply = time.perf_counter()
+            # Encoding the snapshots is CPU work as large as a small solve: not on the loop.
+            snapshot = await loop.run_in_executor(
+                self.executor, plans_store.encode_snapshot, results
+            )
             async with self.pool.acquire() as con:
                 applied = await store.apply_plan(
                     con,
@@ -169,8 +189,12 @@ class Engine:
                     cadence_s=min((i.policy.replan_every_s for i in world.incidents), default=None),
                     solve_seconds=seconds,
                     exercise=self.config.exercise,
+                    snapshot=snapshot,
                 )
             self.plans_made += 1
+            self.timings.load.append(t_load)
+            self.timings.solve.append(seconds)
+            self.timings.apply.append(time.perf_counter() - t_apply)
             report.plan_id = applied.plan_id
             report.offers += len(applied.offers)
             report.withdrawn += len(applied.withdrawn)

@@ -104,7 +104,8 @@ class LiveRunner:
         self._con = con
         self.is_leader = True
         self.leader_event.set()
-        await con.add_listener("muster_engine", self._on_notify)
+        channel = await con.fetchval("SELECT muster_channel('muster_engine')")
+        await con.add_listener(channel, self._on_notify)
         log.info("this instance now leads the engine")
         await self.engine.warm_up()
         self._wake()  # re-arm from the database: pending offers and re-plans survive restarts

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -100,6 +100,15 @@ async def list_rows(
     return [to_json(r) for r in rows]
 
 
+#: Appends the audit row in the statement that moves the assignment (the columns of
+#: ``audit.insert_entry``); ``{n}`` is the first of its five parameters.
+_AUDIT_MOVED = (
+    "INSERT INTO audit_log (actor, actor_role, action, object_type, object_id, before, after,"
+    " request_id) SELECT ${n}, ${a}, $2, 'assignment', $1, ${b}::jsonb, ${c}::jsonb, ${d}"
+    " FROM moved"
+)
+
+
 async def _move(
     con: asyncpg.Connection,
     who: Principal,
@@ -109,42 +118,70 @@ async def _move(
     now: datetime,
     *,
     own_only: bool,
-    extra_sql: str = "",
-    extra_args: tuple[Any, ...] = (),
+    changes: dict[str, Any] | None = None,
+    also: str = "",
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Lock, check visibility and the lifecycle, move, audit. Returns (before, after)."""
-    row = await con.fetchrow(Q.get, assignment_id)
+    """Lock, check visibility and the lifecycle, move and audit. Returns (before, after).
+
+    Two round trips inside the caller's transaction: one reads and locks the row (with what
+    the caller may see of it), one moves it and appends the audit entry together (``after`` is
+    known in advance: the move sets only the columns named here, and no trigger changes a
+    row). ``changes`` are further columns to set; ``also`` is one more data-modifying CTE
+    (it may read ``moved``'s id, person_id and incident_id, and use ``$3``, the time of the
+    move, and ``${n}``, the actor).
+    """
+    row = await con.fetchrow(Q.get_for_update, assignment_id)
     if row is None or not _visible(who, row):
         raise NotFound(f"no assignment {assignment_id!r}")
     if own_only and who.role is not Role.VOLUNTEER:
         who.require("incident", Action.WRITE)
     if not own_only:
         who.require("incident", Action.WRITE)
-    locked = await con.fetchrow(Q.lock_row, assignment_id)
-    current = Status(locked["status"])
+    current = Status(row["status"])
     if (
         current is Status.OFFERED
         and target in (Status.ACCEPTED, Status.DECLINED)
-        and locked["offer_deadline"] <= now
+        and row["offer_deadline"] <= now
     ):
         raise Conflict("this offer has expired", extra={"current_status": "expired"})
     check_move(current, target)
-    before = to_json(row)
     stamp = STAMP[target]
     assert stamp in _TIMES  # the column name comes from a fixed table, never from input
-    new = await con.fetchrow(
-        f"UPDATE assignments SET status = $2, {stamp} = $3, version = version + 1{extra_sql}"
-        " WHERE id = $1 RETURNING *",
+    extra = dict(changes or {})
+    assert set(extra) <= _SETTABLE  # likewise
+    new = {
+        **dict(row),
+        **extra,
+        "status": target.value,
+        stamp: now.astimezone(UTC),  # as the database will hand it back
+        "version": row["version"] + 1,
+    }
+    before, after = to_json(row), to_json(new)
+    sets = "".join(f", {col} = ${4 + k}" for k, col in enumerate(extra))
+    n = 4 + len(extra)
+    audit = _AUDIT_MOVED.format(n=n, a=n + 1, b=n + 2, c=n + 3, d=n + 4)
+    sql = (
+        f"WITH moved AS (UPDATE assignments SET status = $2, {stamp} = $3,"
+        f" version = version + 1{sets} WHERE id = $1 RETURNING id, person_id, incident_id),"
+        f" audited AS ({audit}){also.format(n=n)} SELECT count(*) FROM moved"
+    )
+    await con.fetchval(
+        sql,
         assignment_id,
         target.value,
         now,
-        *extra_args,
-    )
-    after = to_json({**dict(row), **dict(new)})
-    await audit_log.record(
-        con, ctx, AuditEntry(target.value, "assignment", assignment_id, before, after)
+        *extra.values(),
+        ctx.actor,
+        ctx.actor_role,
+        before,
+        after,
+        ctx.request_id,
     )
     return before, after
+
+
+#: Columns a move may set besides status, its timestamp and the version.
+_SETTABLE = frozenset({"locked", "decline_reason"})
 
 
 async def accept(
@@ -160,9 +197,19 @@ async def accept(
             Status.ACCEPTED,
             now,
             own_only=True,
-            extra_sql=", locked = true",
+            changes={"locked": True},
         )
         return after
+
+
+#: ``upsert_rule`` for the person and incident of the moved row, as a CTE of the move.
+_DECLINED_RULE = (
+    ", ruled AS (INSERT INTO pair_rules (person_id, incident_id, rule, skill, created_at,"
+    " created_by) SELECT person_id, incident_id, 'declined', NULL, $3, ${n} FROM moved"
+    " ON CONFLICT (person_id, incident_id) DO UPDATE SET rule = EXCLUDED.rule,"
+    " skill = EXCLUDED.skill, created_at = EXCLUDED.created_at,"
+    " created_by = EXCLUDED.created_by)"
+)
 
 
 async def decline(
@@ -177,6 +224,7 @@ async def decline(
 ) -> dict[str, Any]:
     """The person says no: never offered this incident again; the gap is re-planned."""
     async with con.transaction():
+        # The pair rule (never offer this incident again) is written by the move's statement.
         _, after = await _move(
             con,
             who,
@@ -185,11 +233,8 @@ async def decline(
             Status.DECLINED,
             now,
             own_only=True,
-            extra_sql=", decline_reason = $4",
-            extra_args=(reason,),
-        )
-        await con.execute(
-            Q.upsert_rule, after["person"], after["incident"], "declined", None, now, ctx.actor
+            changes={"decline_reason": reason},
+            also=_DECLINED_RULE,
         )
         await engine_store.request_replan(
             con, now, f"{after['person']} declined {after['incident']}", debounce_s

@@ -11,6 +11,7 @@ import asyncpg
 
 from dispatch import planning
 from dispatch.assignments import Status
+from dispatch.storage import plans as plans_store
 from dispatch.storage.queries import queries
 
 Q = queries("engine")
@@ -129,18 +130,29 @@ async def apply_plan(
     cadence_s: int | None,
     solve_seconds: float,
     exercise: bool,
+    snapshot: bytes | None = None,
 ) -> Applied:
-    """Store the plan with its snapshots and apply it, all in one transaction."""
+    """Store the plan with its snapshots and apply it, all in one transaction.
+
+    ``snapshot``: the snapshots already encoded by :func:`plans.encode_snapshot` (the engine
+    does that in its executor); encoded here when not given.
+    """
     statuses = [r.plan["stats"]["status"] for r in results]
     status = "empty" if not results else ("feasible" if "feasible" in statuses else statuses[0])
     merged = {"groups": [{"key": r.key, "mode": r.mode, "plan": r.plan} for r in results]}
-    snapshots = {
-        "groups": [{"key": r.key, "mode": r.mode, "snapshot": r.snapshot} for r in results]
-    }
+    if snapshot is None:
+        snapshot = plans_store.encode_snapshot(results)
     methods = sorted({r.plan["stats"]["method"] for r in results}) or ["none"]
     async with con.transaction():
-        plan_id: int = await con.fetchval(
-            Q.insert_plan, now, trigger, snapshots, merged, status, "+".join(methods), solve_seconds
+        plan_id = await plans_store.insert(
+            con,
+            now=now,
+            trigger=trigger,
+            snapshot=snapshot,
+            result=merged,
+            status=status,
+            method="+".join(methods),
+            solve_seconds=solve_seconds,
         )
         released = await con.fetch(Q.release_surplus, changes.release, now)
         for kind in ("offer_withdrawn", "released"):

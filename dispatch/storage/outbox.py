@@ -29,6 +29,20 @@ async def after(
     return [envelope(r) for r in rows]
 
 
+async def after_many(
+    con: asyncpg.Connection, people: list[str], positions: list[int], per_person: int
+) -> dict[str, list[dict[str, Any]]]:
+    """For each person, envelopes after their own position (at most ``per_person``, in order).
+
+    One query for a whole burst of notifications, instead of one per connected person.
+    """
+    rows = await con.fetch(Q.after_many, people, positions, per_person)
+    out: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        out.setdefault(r["person_id"], []).append(envelope(r))
+    return out
+
+
 async def last_seq(con: asyncpg.Connection, person_id: str) -> int:
     """The newest sequence number given to this person (0 = none yet)."""
     value: int = await con.fetchval(Q.last_seq, person_id)

@@ -1,16 +1,56 @@
-"""Stored plans: every plan with its snapshot, so any decision can be replayed and explained."""
+"""Stored plans: every plan with its snapshot, so any decision can be replayed and explained.
+
+The snapshot (the solver input of each group) is by far the largest part of a plan, so it is
+stored as zlib-compressed compact JSON (``plans.snapshot_z``); :func:`snapshot` reads it back
+(and the jsonb ``snapshot`` of plans stored before migration 0009).
+"""
 
 from __future__ import annotations
 
+import json
+import zlib
+from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 import asyncpg
 
 from dispatch.access import Action, Principal
 from dispatch.errors import NotFound
+from dispatch.planning import GroupResult
 from dispatch.storage.queries import queries
 
 Q = queries("plans")
+
+
+def encode_snapshot(results: Sequence[GroupResult]) -> bytes:
+    """The stored form of a plan's snapshots (CPU work: run it off the event loop)."""
+    doc = {"groups": [{"key": r.key, "mode": r.mode, "snapshot": r.snapshot} for r in results]}
+    return zlib.compress(json.dumps(doc, separators=(",", ":")).encode(), 1)
+
+
+def decode_snapshot(data: bytes) -> dict[str, Any]:
+    """The snapshots of a plan from their stored form."""
+    doc: dict[str, Any] = json.loads(zlib.decompress(data))
+    return doc
+
+
+async def insert(
+    con: asyncpg.Connection,
+    *,
+    now: datetime,
+    trigger: str,
+    snapshot: bytes,
+    result: dict[str, Any],
+    status: str,
+    method: str,
+    solve_seconds: float,
+) -> int:
+    """Store a plan (``snapshot`` from :func:`encode_snapshot`); returns its id."""
+    plan_id: int = await con.fetchval(
+        Q.insert, now, trigger, snapshot, result, status, method, solve_seconds
+    )
+    return plan_id
 
 
 def _summary(row: Any) -> dict[str, Any]:
@@ -73,10 +113,12 @@ async def get(con: asyncpg.Connection, who: Principal, plan_id: int) -> dict[str
 async def snapshot(con: asyncpg.Connection, who: Principal, plan_id: int) -> dict[str, Any]:
     """The solver input of a stored plan (admins only: it holds everyone's location)."""
     who.require("audit", Action.READ)
-    snap = await con.fetchval(Q.get_snapshot, plan_id)
-    if snap is None:
+    row = await con.fetchrow(Q.get_snapshot, plan_id)
+    if row is None:
         raise NotFound(f"no plan {plan_id}")
-    result: dict[str, Any] = snap
+    if row["snapshot_z"] is not None:
+        return decode_snapshot(row["snapshot_z"])
+    result: dict[str, Any] = row["snapshot"]
     return result
 
 

@@ -1,23 +1,133 @@
-"""Load the planner's view of the world (:class:`dispatch.planning.World`) in a few queries."""
+"""Load the planner's view of the world (:class:`dispatch.planning.World`) in a few queries.
+
+The roster is the large part of that view. Parsing a person's JSON columns, and asking for their
+skills on a date and their availability at an instant, is the slow part of a re-plan, yet rows
+change rarely. A :class:`WorldCache` keeps, per person, the parsed row (keyed by the row's
+``version`` and ``xmin``, so any write is seen), the skills of the last date asked, the
+availability with the instant it may next change, and the last :class:`~dispatch.planning.
+PersonView` built. Each re-plan reads one digest of the roster's row identities; only when it
+differs are the light columns of everyone read again, and the JSON columns of new or changed
+rows only. The views are rebuilt only for people whose hours, skills or availability moved.
+
+A cache belongs to one schema of one database: an engine owns one (its pool has one search
+path); callers without one share a cache per ``(database, schema)``, so a drill schema, whose
+people may have the ids and versions of live people, never reads live entries or the reverse.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import asyncpg
 
 from dispatch import planning, roster
 from dispatch.assignments import Status
+from dispatch.availability import availability_span
 from dispatch.modes import ModePolicy, policy_for
 from dispatch.storage import modes as mode_store
 from dispatch.storage.queries import queries
 
 Q = queries("engine")
+W = queries("world")
 
-# Parsing a person's JSON columns is the slow part of a re-plan; rows change rarely, so parsed
-# people are kept by (id, version). Bounded by the roster's size.
-_PEOPLE_CACHE: dict[tuple[str, int], roster.Person] = {}
+__all__ = ["WorldCache", "clear_shared_caches", "load", "policy_view"]
+
+
+@dataclass(eq=False)
+class _Entry:
+    """One active person: the light columns, the parsed row and the answers derived from it."""
+
+    key: tuple[int, str]  # (version, xmin): changes with every write of the row
+    person: roster.Person
+    id: str = ""
+    kind: str = ""
+    reserve: bool = False
+    path: str = ""
+    lat: float = 0.0
+    lon: float = 0.0
+    max_hours: float = 0.0
+    rest: timedelta = field(default_factory=timedelta)
+    skills_on: date | None = None
+    skills: tuple[str, ...] = ()
+    available: bool = False
+    available_from: datetime | None = None
+    available_until: datetime | None = None  # None with available_from set: for good
+    view: planning.PersonView | None = None
+
+    def light(self, row: asyncpg.Record) -> _Entry:
+        self.id, self.kind, self.reserve, self.path = (
+            row["id"],
+            row["kind"],
+            row["reserve"],
+            row["path"],
+        )
+        self.lat, self.lon = row["home_lat"], row["home_lon"]
+        self.max_hours = float(row["max_hours_per_24h"])
+        self.rest = timedelta(hours=float(row["min_rest_hours"]))
+        self.view = None
+        return self
+
+    def skills_at(self, today: date) -> tuple[str, ...]:
+        if self.skills_on != today:
+            self.skills = tuple(sorted(roster.effective_skills(self.person, today)))
+            self.skills_on = today
+        return self.skills
+
+    def available_at(self, now: datetime) -> bool:
+        start, until = self.available_from, self.available_until
+        if start is None or now < start or (until is not None and now >= until):
+            self.available, until = availability_span(self.person, now)
+            self.available_from, self.available_until = now, until
+        return self.available
+
+    def view_at(self, hours_left: float, today: date, now: datetime) -> planning.PersonView:
+        skills = self.skills_at(today)
+        available = self.available_at(now)
+        v = self.view
+        if v is None or (v.hours_left, v.skills, v.available_now) != (hours_left, skills, available):
+            v = self.view = planning.PersonView(
+                id=self.id,
+                kind=self.kind,
+                reserve=self.reserve,
+                path=self.path,
+                lat=self.lat,
+                lon=self.lon,
+                skills=skills,
+                hours_left=hours_left,
+                available_now=available,
+            )
+        return v
+
+
+class WorldCache:
+    """The active roster of one schema as last read (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self.people: dict[str, _Entry] = {}
+        self.digest: str | None = None  # of the rows ``order`` was read from
+        self.order: list[_Entry] = []  # active people by id
+        self.parsed = 0  # rows parsed so far (misses), for benchmarks and tests
+        self.reads = 0  # full reads of the light columns (the digest changed)
+
+    def clear(self) -> None:
+        self.people.clear()
+        self.order = []
+        self.digest = None
+
+
+_SHARED: dict[tuple[str, str], WorldCache] = {}
+
+
+def clear_shared_caches() -> None:
+    """Forget the caches of callers that pass none (tests and benchmarks)."""
+    _SHARED.clear()
+
+
+async def _shared(con: asyncpg.Connection) -> WorldCache:
+    row = await con.fetchrow(W.cache_scope)
+    return _SHARED.setdefault((row["db"], row["schema"]), WorldCache())
 
 
 def policy_view(key: str, p: ModePolicy) -> planning.PolicyView:
@@ -34,26 +144,22 @@ def policy_view(key: str, p: ModePolicy) -> planning.PolicyView:
     )
 
 
-def _parsed(row: asyncpg.Record) -> roster.Person:
-    key = (row["id"], row["version"])
-    person = _PEOPLE_CACHE.get(key)
-    if person is None:
-        if len(_PEOPLE_CACHE) > 500_000:
-            _PEOPLE_CACHE.clear()
-        person = roster.person_from_row(dict(row))
-        _PEOPLE_CACHE[key] = person
-    return person
-
-
 async def load(
-    con: asyncpg.Connection, now: datetime
+    con: asyncpg.Connection, now: datetime, cache: WorldCache | None = None
 ) -> tuple[planning.World, dict[str, planning.PolicyView]]:
-    """Everything one re-plan needs, read in one repeatable-read snapshot."""
+    """Everything one re-plan needs, read in one repeatable-read snapshot.
+
+    ``cache`` must belong to the schema ``con`` reads (an engine passes its own); without one,
+    the shared cache of ``con``'s database and schema is used.
+    """
+    if cache is None:
+        cache = await _shared(con)
     async with con.transaction(isolation="repeatable_read", readonly=True):
-        people_rows = await con.fetch(
-            "SELECT p.*, j.path FROM people AS p JOIN jurisdictions AS j"
-            " ON j.code = p.jurisdiction_code WHERE p.active ORDER BY p.id"
-        )
+        digest: str = await con.fetchval(W.people_digest)
+        if digest != cache.digest:
+            await _read_people(con, cache)
+            cache.digest = digest
+        entries = cache.order
         work = {r["person_id"]: r for r in await con.fetch(Q.world_work, now)}
         incident_rows = await con.fetch(Q.world_incidents)
         allocated: dict[tuple[str, str], int] = {
@@ -77,28 +183,15 @@ async def load(
         }
     today = now.date()
     people: list[planning.PersonView] = []
-    for row in people_rows:
-        person = _parsed(row)
-        w = work.get(row["id"])
-        hours_left = float(row["max_hours_per_24h"])
+    for e in entries:
+        hours_left = e.max_hours
+        w = work.get(e.id)
         if w is not None:
             hours_left -= float(w["hours"] or 0.0)
             last = w["last_released"]
-            if last is not None and now - last < timedelta(hours=float(row["min_rest_hours"])):
+            if last is not None and now - last < e.rest:
                 hours_left = 0.0
-        people.append(
-            planning.PersonView(
-                id=row["id"],
-                kind=row["kind"],
-                reserve=row["reserve"],
-                path=row["path"],
-                lat=row["home_lat"],
-                lon=row["home_lon"],
-                skills=tuple(sorted(roster.effective_skills(person, today))),
-                hours_left=max(0.0, hours_left),
-                available_now=roster.is_available(person, now),
-            )
-        )
+        people.append(e.view_at(max(0.0, hours_left), today, now))
     policies: dict[str, planning.PolicyView] = {}
     incidents: list[planning.IncidentView] = []
     for row in incident_rows:
@@ -147,6 +240,29 @@ async def load(
     ]
     world = planning.World(people, incidents, depots, active, excluded)
     return world, policies
+
+
+async def _read_people(con: asyncpg.Connection, cache: WorldCache) -> None:
+    """Read the light columns of every active person, and the JSON columns of changed rows.
+
+    Entries of people no longer active are dropped, so the cache stays the roster's size.
+    """
+    rows = await con.fetch(W.people_light)
+    old = cache.people
+    stale = [r["id"] for r in rows if (e := old.get(r["id"])) is None or e.key != _key(r)]
+    fresh: dict[str, _Entry] = {}
+    if stale:
+        for r in await con.fetch(W.people_full, stale):
+            fresh[r["id"]] = _Entry(_key(r), roster.person_from_row(dict(r)))
+        cache.parsed += len(fresh)
+    cache.reads += 1
+    current = {r["id"]: (fresh.get(r["id"]) or old[r["id"]]).light(r) for r in rows}
+    cache.people = current
+    cache.order = list(current.values())
+
+
+def _key(row: asyncpg.Record) -> tuple[int, str]:
+    return (row["version"], row["xmin"])
 
 
 def _demand(d: dict[str, Any]) -> dict[str, Any]:

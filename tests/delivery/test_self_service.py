@@ -161,6 +161,51 @@ async def test_a_retried_accept_with_the_same_idempotency_key_is_applied_once(
     assert again.status == 409
 
 
+async def test_answers_are_audited_with_the_stored_row_before_and_after(
+    eng_client: Any, admin_token: str, db_dsn: str, pool: Any, clock: ManualClock
+) -> None:
+    """Accept and decline write the assignment and its audit entry in one statement (the
+    entry's ``after`` is computed in advance): it must equal what the API then shows."""
+    w = await make_world(eng_client, admin_token, db_dsn)
+    await w.incident("i-a")
+    await w.incident("i-b")
+    accepted = await w.pin("i-a", "v-ann")
+    declined = await w.pin("i-b", "v-bob")
+    clock.advance(timedelta(seconds=42, microseconds=7))
+    shown = {}
+    for offer, who, verb, body in (
+        (accepted, "v-ann", "accept", None),
+        (declined, "v-bob", "decline", {"reason": "flu"}),
+    ):
+        url = f"/v1/assignments/{offer['id']}"
+        before = await (await eng_client.get(url, headers=w.h(who))).json()
+        r = await eng_client.post(f"{url}/{verb}", json=body, headers=w.h(who))
+        assert r.status == 200, await r.text()
+        answer = await r.json()
+        stored = await (await eng_client.get(url, headers=w.h(who))).json()
+        assert answer == stored
+        row = await pool.fetchrow(
+            "SELECT actor, actor_role, action, before, after, request_id FROM audit_log"
+            " WHERE object_type = 'assignment' AND object_id = $1 AND action = $2",
+            offer["id"],
+            stored["status"],
+        )
+        assert (row["before"], row["after"]) == (before, stored)
+        assert row["actor_role"] == "volunteer" and row["request_id"] == r.headers["X-Request-Id"]
+        shown[verb] = stored
+    assert shown["accept"]["locked"] is True
+    assert shown["accept"]["accepted_at"] == clock.now().isoformat()
+    assert shown["decline"]["decline_reason"] == "flu"
+    rule = await pool.fetchrow(
+        "SELECT rule, created_at, created_by FROM pair_rules WHERE person_id = 'v-bob'"
+        " AND incident_id = 'i-b'"
+    )
+    assert rule["rule"] == "declined" and rule["created_at"] == clock.now()
+    # The audit chain stays intact.
+    r = await eng_client.get("/v1/audit/verify", headers=w.h("admin"))
+    assert r.status == 200 and (await r.json())["ok"] is True
+
+
 async def test_my_assignments_filter_by_status_and_paginate(
     eng_client: Any, admin_token: str, db_dsn: str
 ) -> None:

@@ -6,6 +6,16 @@ JOIN incidents AS i ON i.id = a.incident_id
 JOIN jurisdictions AS j ON j.code = i.jurisdiction_code
 WHERE a.id = $1;
 
+-- name: get_for_update
+-- The same, locking the assignment for the rest of the transaction.
+SELECT a.*, i.jurisdiction_code, j.path AS incident_path, i.title AS incident_title,
+       i.lat AS incident_lat, i.lon AS incident_lon, i.priority AS incident_priority
+FROM assignments AS a
+JOIN incidents AS i ON i.id = a.incident_id
+JOIN jurisdictions AS j ON j.code = i.jurisdiction_code
+WHERE a.id = $1
+FOR UPDATE OF a;
+
 -- name: lock_row
 SELECT * FROM assignments WHERE id = $1 FOR UPDATE;
 

@@ -6,6 +6,20 @@ WHERE person_id = $1 AND seq > $2
 ORDER BY seq
 LIMIT $3;
 
+-- name: after_many
+-- The same for many people at once, each after their own position ($1 people, $2 positions,
+-- $3 messages per person at most); one index range scan per person.
+SELECT o.person_id, o.seq, o.kind, o.payload, o.exercise, o.created_at
+FROM unnest($1::text[], $2::bigint[]) AS c (person_id, after_seq)
+CROSS JOIN LATERAL (
+    SELECT m.person_id, m.seq, m.kind, m.payload, m.exercise, m.created_at
+    FROM outbox AS m
+    WHERE m.person_id = c.person_id AND m.seq > c.after_seq
+    ORDER BY m.seq
+    LIMIT $3
+) AS o
+ORDER BY o.person_id, o.seq;
+
 -- name: last_seq
 SELECT COALESCE((SELECT last_seq FROM outbox_counters WHERE person_id = $1), 0) AS last_seq;
 

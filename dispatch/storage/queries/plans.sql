@@ -4,7 +4,12 @@ SELECT id, created_at, trigger, status, method, solve_seconds, offers_made, with
 FROM plans WHERE id = $1;
 
 -- name: get_snapshot
-SELECT snapshot FROM plans WHERE id = $1;
+SELECT snapshot, snapshot_z FROM plans WHERE id = $1;
+
+-- name: insert
+INSERT INTO plans (created_at, trigger, snapshot_z, result, status, method, solve_seconds)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
+RETURNING id;
 
 -- name: list
 SELECT id, created_at, trigger, status, method, solve_seconds, offers_made, withdrawn,
