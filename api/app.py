@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 
+import asyncpg
 from aiohttp import web
 
 from api import middleware
@@ -43,6 +45,7 @@ from api.views import (
 )
 from dispatch.clock import Clock, SystemClock
 from dispatch.config import Settings
+from dispatch.services.audit_sealer import AuditSealer
 from dispatch.services.engine import Engine, EngineConfig
 from dispatch.services.runner import LiveRunner
 from dispatch.services.webhook_dispatcher import webhook_service
@@ -150,6 +153,18 @@ async def _drills(app: web.Application) -> AsyncIterator[None]:
         await service.close()
 
 
+async def _audit_sealer(app: web.Application) -> AsyncIterator[None]:
+    """Seals audit rows that committed while another commit was sealing (migration 0010)."""
+    sealer = AuditSealer(app[POOL])
+    await sealer.start()
+    try:
+        yield
+    finally:
+        await sealer.stop()
+        with contextlib.suppress(OSError, asyncpg.PostgresError):
+            await sealer.sweep()
+
+
 async def _end_streams(app: web.Application) -> None:
     """On shutdown, before waiting for handlers: WebSockets GOING_AWAY, SSE responses end."""
     if STREAMS in app:
@@ -183,6 +198,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     for api in apis:
         app.add_routes(api.routes)
     app.cleanup_ctx.append(_database)
+    app.cleanup_ctx.append(_audit_sealer)
     app.cleanup_ctx.append(_engine)
     app.cleanup_ctx.append(_webhooks)
     app.cleanup_ctx.append(_streams)

@@ -119,6 +119,7 @@ CREATE TABLE audit_log (
 ALTER TABLE audit_log ADD CONSTRAINT audit_log_pkey PRIMARY KEY (id);
 ALTER TABLE audit_log ADD CONSTRAINT audit_log_seal TRIGGER DEFERRABLE INITIALLY DEFERRED;
 ALTER TABLE audit_log ADD CONSTRAINT audit_log_seq_key UNIQUE (seq);
+CREATE INDEX audit_log_unsealed_idx ON audit_log USING btree (id) WHERE (seq IS NULL);
 CREATE INDEX audit_object_idx ON audit_log USING btree (object_type, object_id, seq);
 CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log FOR EACH STATEMENT EXECUTE FUNCTION audit_log_forbid_change();
 CREATE TRIGGER audit_log_no_update BEFORE DELETE OR UPDATE ON audit_log FOR EACH ROW EXECUTE FUNCTION audit_log_forbid_change();
@@ -631,22 +632,10 @@ $$;
 
 CREATE FUNCTION audit_log_seal() RETURNS trigger
 LANGUAGE plpgsql VOLATILE AS $$
-DECLARE
-    last_seq  bigint;
-    last_hash text;
-    r         audit_log%ROWTYPE;
 BEGIN
-    -- Serialise sealing so the chain is linear; the lock is held until the commit completes.
-    PERFORM pg_advisory_xact_lock(1836413812, 1);
-    SELECT seq, hash INTO last_seq, last_hash
-    FROM audit_log WHERE seq IS NOT NULL ORDER BY seq DESC LIMIT 1;
-    SELECT * INTO r FROM audit_log WHERE id = NEW.id;
-    r.seq := COALESCE(last_seq, 0) + 1;
-    r.prev_hash := COALESCE(last_hash, repeat('0', 64));
-    r.at := date_trunc('microseconds', clock_timestamp());
-    r.hash := audit_row_hash(r);
-    UPDATE audit_log SET seq = r.seq, prev_hash = r.prev_hash, at = r.at, hash = r.hash
-    WHERE id = NEW.id;
+    IF pg_try_advisory_xact_lock(1836413812, 1) THEN
+        PERFORM audit_seal_visible();
+    END IF;
     RETURN NULL;
 END
 $$;
@@ -660,6 +649,41 @@ SELECT encode(sha256(convert_to(
             a.actor, a.actor_role, a.action, a.object_type, a.object_id,
             a.before, a.after, a.request_id, a.prev_hash
         )::text, 'UTF8')), 'hex')
+$$;
+
+CREATE FUNCTION audit_seal() RETURNS integer
+LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+    PERFORM pg_advisory_xact_lock(1836413812, 1);
+    RETURN audit_seal_visible();
+END
+$$;
+
+CREATE FUNCTION audit_seal_visible() RETURNS integer
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    last_seq  bigint;
+    last_hash text;
+    r         audit_log%ROWTYPE;
+    n         integer := 0;
+BEGIN
+    SELECT seq, hash INTO last_seq, last_hash
+    FROM audit_log WHERE seq IS NOT NULL ORDER BY seq DESC LIMIT 1;
+    last_seq := COALESCE(last_seq, 0);
+    last_hash := COALESCE(last_hash, repeat('0', 64));
+    FOR r IN SELECT * FROM audit_log WHERE seq IS NULL ORDER BY id FOR UPDATE LOOP
+        r.seq := last_seq + 1;
+        r.prev_hash := last_hash;
+        r.at := date_trunc('microseconds', r.at);
+        r.hash := audit_row_hash(r);
+        UPDATE audit_log SET seq = r.seq, prev_hash = r.prev_hash, at = r.at, hash = r.hash
+        WHERE id = r.id;
+        last_seq := r.seq;
+        last_hash := r.hash;
+        n := n + 1;
+    END LOOP;
+    RETURN n;
+END
 $$;
 
 CREATE FUNCTION incident_events() RETURNS trigger

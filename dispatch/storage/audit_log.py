@@ -17,7 +17,8 @@ async def record(con: asyncpg.Connection, ctx: AuditContext, entry: AuditEntry) 
     """Append ``entry``; call inside the transaction that makes the change.
 
     Returns the row's id; its chain position (``seq``) and hash are assigned when the
-    transaction commits.
+    transaction commits, or, when another commit is sealing at that moment, by the next seal
+    (:func:`seal`; migration 0010 explains why).
     """
     row_id: int = await con.fetchval(
         Q.insert_entry,
@@ -33,6 +34,12 @@ async def record(con: asyncpg.Connection, ctx: AuditContext, entry: AuditEntry) 
     return row_id
 
 
+async def seal(con: asyncpg.Connection) -> int:
+    """Seal every committed row not yet in the chain; returns how many were sealed."""
+    sealed: int = await con.fetchval(Q.seal)
+    return sealed
+
+
 async def list_entries(
     con: asyncpg.Connection,
     *,
@@ -42,13 +49,15 @@ async def list_entries(
     actor: str | None,
     limit: int,
 ) -> list[dict[str, Any]]:
-    """Entries in chain order, filtered, starting after ``after_seq``."""
+    """Entries in chain order, filtered, starting after ``after_seq`` (pending rows sealed first)."""
+    await seal(con)
     rows = await con.fetch(Q.list_entries, after_seq, object_type, object_id, actor, limit)
     return [dict(r) for r in rows]
 
 
 async def verify(con: asyncpg.Connection) -> ChainReport:
-    """Check every row's hash and link; report the first broken row, if any."""
+    """Seal what is pending, then check every row's hash and link; report the first broken row."""
+    await seal(con)
     count = 0
     head: str | None = None
     async with con.transaction(isolation="repeatable_read", readonly=True):

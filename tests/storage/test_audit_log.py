@@ -317,3 +317,63 @@ async def test_only_unscoped_admins_read_the_audit_log(
         r = await client.get(path, headers=bearer(token))
         assert r.status == 403, (path, await r.text())
         assert r.content_type == "application/problem+json"
+
+
+async def test_a_commit_that_finds_the_chain_busy_is_not_held_up_and_is_sealed_later(
+    client: Any, admin_token: str, db_dsn: str, pool: Any
+) -> None:
+    """Sealing never serialises audited commits: while another session holds the chain lock, a
+    change commits at once with its audit row pending; the next seal (a commit, the service's
+    sweeper, or a reader) puts it into the chain, and the chain verifies."""
+    await _seed(client, admin_token)
+    holder = await asyncpg.connect(db_dsn)
+    try:
+        await holder.execute("SELECT pg_advisory_lock(1836413812, 1)")
+        r = await asyncio.wait_for(
+            client.post(
+                "/v1/jurisdictions",
+                json={"code": "pd-1", "parent": "pd", "kind": "street", "name": "Riverside"},
+                headers=bearer(admin_token),
+            ),
+            10,
+        )
+        assert r.status == 201, await r.text()
+        pending = await pool.fetch("SELECT object_id, seq, hash FROM audit_log WHERE seq IS NULL")
+        assert [(x["object_id"], x["hash"]) for x in pending] == [("pd-1", None)]
+    finally:
+        await holder.execute("SELECT pg_advisory_unlock(1836413812, 1)")
+        await holder.close()
+
+    # The app's sweeper seals it within a second or so; wait with a deadline.
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 15
+    while await pool.fetchval("SELECT count(*) FROM audit_log WHERE seq IS NULL"):
+        assert loop.time() < deadline, "the pending audit row was never sealed"
+        await asyncio.sleep(0.05)
+    rows = await _audit_rows(db_dsn)
+    assert [x["seq"] for x in rows] == list(range(1, len(rows) + 1))
+    assert rows[-1]["object_id"] == "pd-1"
+    r = await client.get("/v1/audit/verify", headers=bearer(admin_token))
+    assert r.status == 200 and (await r.json())["ok"] is True
+
+
+async def test_concurrent_audited_writes_form_one_gap_free_chain(
+    client: Any, admin_token: str, db_dsn: str
+) -> None:
+    await _seed(client, admin_token)
+    h = bearer(admin_token)
+
+    async def street(k: int) -> int:
+        body = {"code": f"pd-{k}", "parent": "pd", "kind": "street", "name": f"Street {k}"}
+        r = await client.post("/v1/jurisdictions", json=body, headers=h)
+        return r.status
+
+    assert set(await asyncio.gather(*(street(k) for k in range(60)))) == {201}
+    r = await client.get("/v1/audit?limit=500", headers=h)
+    items = (await r.json())["items"]
+    assert [x["seq"] for x in items] == list(range(1, len(items) + 1))
+    assert sorted(x["object_id"] for x in items if x["object_id"].startswith("pd-")) == sorted(
+        f"pd-{k}" for k in range(60)
+    )
+    r = await client.get("/v1/audit/verify", headers=h)
+    assert (await r.json())["ok"] is True

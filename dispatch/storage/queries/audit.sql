@@ -3,6 +3,10 @@ INSERT INTO audit_log (actor, actor_role, action, object_type, object_id, before
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
 RETURNING id;
 
+-- name: seal
+-- Put every committed row not yet in the chain into it (waits for the chain lock).
+SELECT audit_seal();
+
 -- name: list_entries
 SELECT seq, at, actor, actor_role, action, object_type, object_id, before, after, request_id,
        prev_hash, hash
