@@ -11,8 +11,11 @@ Message envelope
 
     ``seq`` is the recipient's own sequence number (1, 2, 3, ... per person, assigned in the
     outbox by the database). Kinds today: ``offer``, ``offer_withdrawn``, ``offer_expired``,
-    ``assignment_cancelled``, ``released``; clients must ignore kinds they do not know.
-    ``exercise`` marks drill messages. Delivery is at-least-once across connections: a client
+    ``assignment_cancelled``, ``released``, ``drill_ended``; clients must ignore kinds they do
+    not know. ``exercise`` marks drill messages. Messages of a live-participation drill also
+    carry ``payload.drill`` (``id``, ``name``, ``assignment``, ``simulated_at``, ``answer_by``
+    in real time) and, on offers, ``payload.links`` (``accept``, ``decline``, ``status``: the
+    drill's routes to answer at, ``/v1/me/drills/{drill}/assignments/{id}/...``). Delivery is at-least-once across connections: a client
     remembers the highest ``seq`` it processed and drops anything at or below it. Within one
     connection messages arrive in ``seq`` order with no gap and no duplicate.
 

@@ -12,7 +12,9 @@ It shows how a client talks to Muster:
 3. Answer with ``POST /v1/assignments/{id}/accept``, ``.../decline`` (``{"reason": ...}``) and
    ``.../status`` (``{"status": "en_route" | "on_scene" | "done"}``), each with an
    ``Idempotency-Key`` reused on every retry (lost connection, 5xx, or 409 "request in
-   progress"), so a lost response never applies an answer twice.
+   progress"), so a lost response never applies an answer twice. An exercise offer of a
+   live-participation drill carries ``payload.links``: the URLs to answer it at (the drill's
+   own routes); a client uses them when present.
 
 Typed commands: ``accept ID``, ``decline ID [reason...]``, ``status ID en_route|on_scene|done``,
 ``list`` (open offers and assignments) and ``quit``. Exercise messages are marked ``[EXERCISE]``.
@@ -79,6 +81,9 @@ class VolunteerClient:
     max_backoff_s: float = 30.0
     session: aiohttp.ClientSession | None = None
     offers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Where to answer an assignment when not at /v1/assignments/{id}/... (drill offers carry
+    # ``payload.links``: a live-participation drill's answers go to the drill).
+    links: dict[str, dict[str, str]] = field(default_factory=dict)
 
     post_timeout_s: float = 30.0
     retry_delay_s: float = 0.5
@@ -147,6 +152,8 @@ class VolunteerClient:
         aid = payload.get("assignment")
         if aid is None:
             return
+        if isinstance(payload.get("links"), dict):
+            self.links[aid] = payload["links"]
         if env["kind"] == "offer":
             self.offers[aid] = payload
         elif env["kind"] in (
@@ -211,21 +218,26 @@ class VolunteerClient:
             items: list[dict[str, Any]] = (await resp.json())["items"]
             return items
 
+    def _answer_path(self, assignment_id: str, verb: str) -> str:
+        """The offer's own link for ``verb`` when it gave one, else the live assignment route."""
+        link = self.links.get(assignment_id, {}).get(verb)
+        return link if link else f"/v1/assignments/{assignment_id}/{verb}"
+
     async def accept(self, assignment_id: str) -> dict[str, Any]:
         """Say yes to an offer."""
-        out = await self._post(f"/v1/assignments/{assignment_id}/accept")
+        out = await self._post(self._answer_path(assignment_id, "accept"))
         self.offers.pop(assignment_id, None)
         return out
 
     async def decline(self, assignment_id: str, reason: str = "") -> dict[str, Any]:
         """Say no to an offer (the reason is optional)."""
-        out = await self._post(f"/v1/assignments/{assignment_id}/decline", {"reason": reason})
+        out = await self._post(self._answer_path(assignment_id, "decline"), {"reason": reason})
         self.offers.pop(assignment_id, None)
         return out
 
     async def report(self, assignment_id: str, status: str) -> dict[str, Any]:
         """Report progress: en_route, on_scene or done."""
-        return await self._post(f"/v1/assignments/{assignment_id}/status", {"status": status})
+        return await self._post(self._answer_path(assignment_id, "status"), {"status": status})
 
 
 class AnswerRefused(Exception):

@@ -280,3 +280,26 @@ async def test_the_muster_volunteer_command_shows_an_offer_and_accepts_it(
     _, err = await asyncio.wait_for(bad.communicate(), WAIT_S)
     assert bad.returncode == 2
     assert "refused the token (401)" in err.decode()
+
+
+def test_the_client_answers_a_drill_offer_at_the_link_it_carries() -> None:
+    """Exercise offers of a live-participation drill are answered at the drill's routes."""
+    from api.volunteer_client import VolunteerClient
+
+    c = VolunteerClient(url="http://muster.test/", token="t")
+    links = {
+        "accept": "/v1/me/drills/d1/assignments/a-00000003/accept",
+        "decline": "/v1/me/drills/d1/assignments/a-00000003/decline",
+        "status": "/v1/me/drills/d1/assignments/a-00000003/status",
+    }
+    c._track(
+        {
+            "seq": 1,
+            "kind": "offer",
+            "exercise": True,
+            "payload": {"assignment": "a-00000003", "links": links},
+        }
+    )
+    c._track({"seq": 2, "kind": "offer", "payload": {"assignment": "a-live"}})
+    assert c._answer_path("a-00000003", "decline") == links["decline"]
+    assert c._answer_path("a-live", "accept") == "/v1/assignments/a-live/accept"
