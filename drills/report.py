@@ -31,16 +31,23 @@ def canonical_json(value: Any) -> str:
 
 
 def write_report(report: dict[str, Any], run: dict[str, Any], directory: Path) -> dict[str, Path]:
-    """Write the three files into ``directory`` (created if needed); returns their paths."""
+    """Write the report files into ``directory`` (created if needed); returns their paths.
+
+    ``report.json`` (every figure), ``run.json`` (wall-clock figures of this run, which vary
+    between runs), ``report.html`` (plots embedded) and ``coverage.png`` (the coverage plot on
+    its own, for pages that link to a drill's outcome).
+    """
     directory.mkdir(parents=True, exist_ok=True)
     out = {
         "json": directory / "report.json",
         "run": directory / "run.json",
         "html": directory / "report.html",
+        "coverage": directory / "coverage.png",
     }
     out["json"].write_text(canonical_json(report), "utf-8")
     out["run"].write_text(canonical_json(run), "utf-8")
     out["html"].write_text(render_html(report, run), "utf-8")
+    out["coverage"].write_bytes(base64.b64decode(plot_coverage(report)))
     return out
 
 

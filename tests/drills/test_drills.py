@@ -159,6 +159,7 @@ async def test_objectives_are_evaluated_and_the_report_files_are_written(
     assert page.count("data:image/png;base64,") >= 5 and "EXERCISE" in page
     assert json.loads(paths["json"].read_text("utf-8")) == json.loads(canonical_json(result.report))
     assert "wall_seconds" in json.loads(paths["run"].read_text("utf-8"))
+    assert paths["coverage"].read_bytes().startswith(b"\x89PNG")
     assert "wall_seconds" not in paths["json"].read_text("utf-8")
     f1 = next(i for i in result.report["incidents"] if i["id"] == "f1")
     assert f1["first_offer_s"] is not None and f1["people_slots"] == 3
