@@ -76,11 +76,19 @@ def all_apis() -> list[Api]:
     ]
 
 
+async def _keep_session(con: asyncpg.Connection) -> None:
+    """Release without asyncpg's reset query (a round trip per release): the app's pooled
+    connections keep no session state (LISTEN and session advisory locks live on their own
+    connections), and an open transaction is still rolled back."""
+
+
 async def _database(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     async with database_url(settings) as dsn:
         await migrate_dsn(dsn)
-        pool = await create_pool(dsn, min_size=settings.pool_min, max_size=settings.pool_max)
+        pool = await create_pool(
+            dsn, min_size=settings.pool_min, max_size=settings.pool_max, reset=_keep_session
+        )
         app[DSN] = dsn
         app[POOL] = pool
         try:
@@ -161,7 +169,7 @@ async def _audit_sealer(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await sealer.stop()
-        with contextlib.suppress(OSError, asyncpg.PostgresError):
+        with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
             await sealer.sweep()
 
 

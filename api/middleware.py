@@ -95,13 +95,46 @@ def _secret(request: web.Request) -> str:
     return secret.strip()
 
 
+#: What the auth middleware already claimed for this request's ``Idempotency-Key`` (in the
+#: statement that checked the token): ``(request digest, earlier request or None)``.
+_CLAIMED = web.RequestKey("idempotency_claimed", tuple)
+
+
+def _idempotency_key(request: web.Request) -> str | None:
+    """The request's ``Idempotency-Key`` if it is a POST carrying one."""
+    return request.headers.get("Idempotency-Key") if request.method == "POST" else None
+
+
+async def _digest(request: web.Request) -> str:
+    """What a retry must repeat exactly: method, path with query, and body."""
+    body = await request.read()
+    return hashlib.sha256(
+        b"\n".join([request.method.encode(), request.path_qs.encode(), body])
+    ).hexdigest()
+
+
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every route outside the public ones needs a valid, unrevoked bearer token (in the
-    ``Authorization`` header; for the browser-facing streams also ``?access_token=``)."""
+    ``Authorization`` header; for the browser-facing streams also ``?access_token=``).
+
+    A POST with a well-formed ``Idempotency-Key`` has its key claimed in the same statement
+    that checks the token (one round trip for both; see :func:`idempotency_middleware`)."""
     if request.path.startswith(PUBLIC_PREFIXES) or request.method == "OPTIONS":
         return await handler(request)
     secret = _secret(request)
+    key = _idempotency_key(request)
+    if key is not None and 1 <= len(key) <= 200:
+        digest = await _digest(request)
+        async with request.app[POOL].acquire() as con:
+            found = await idempotency.authenticate_and_claim(
+                con, secret, key, request.method, request.path, digest
+            )
+        if found is None:
+            raise Unauthenticated("the token is unknown or revoked")
+        request[PRINCIPAL], claimed = found
+        request[_CLAIMED] = (digest, claimed)
+        return await handler(request)
     async with request.app[POOL].acquire() as con:
         who = await tokens.authenticate(con, secret)
     if who is None:
@@ -113,19 +146,22 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
 @web.middleware
 async def idempotency_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """A POST with ``Idempotency-Key`` runs once; a retry replays the stored answer."""
-    key = request.headers.get("Idempotency-Key")
-    if request.method != "POST" or key is None or PRINCIPAL not in request:
+    key = _idempotency_key(request)
+    if key is None or PRINCIPAL not in request:
         return await handler(request)
     if not 1 <= len(key) <= 200:
         raise IdempotencyMismatch("Idempotency-Key must be 1 to 200 characters")
-    body = await request.read()
-    digest = hashlib.sha256(
-        b"\n".join([request.method.encode(), request.path_qs.encode(), body])
-    ).hexdigest()
     token_id = request[PRINCIPAL].token_id
     pool = request.app[POOL]
-    async with pool.acquire() as con:
-        claim = await idempotency.claim(con, token_id, key, request.method, request.path, digest)
+    pre = request.get(_CLAIMED)
+    if pre is not None:
+        digest, claim = pre
+    else:
+        digest = await _digest(request)
+        async with pool.acquire() as con:
+            claim = await idempotency.claim(
+                con, token_id, key, request.method, request.path, digest
+            )
     if claim is not None:
         if claim.request_hash != digest:
             raise IdempotencyMismatch(
@@ -148,15 +184,15 @@ async def idempotency_middleware(request: web.Request, handler: Handler) -> web.
             await idempotency.release(con, token_id, key)
         raise
     if isinstance(response, web.Response) and response.status < 500:
+        answer = (
+            token_id,
+            key,
+            response.status,
+            response.body if isinstance(response.body, bytes) else b"",
+            response.headers.get("Content-Type", "application/json"),
+        )
         async with pool.acquire() as con:
-            await idempotency.complete(
-                con,
-                token_id,
-                key,
-                response.status,
-                response.body if isinstance(response.body, bytes) else b"",
-                response.headers.get("Content-Type", "application/json"),
-            )
+            await idempotency.complete(con, *answer)
     else:
         async with pool.acquire() as con:
             await idempotency.release(con, token_id, key)

@@ -102,7 +102,7 @@ async def run(people: int, n_incidents: int, rounds: int, time_limit: float) -> 
         total = time.perf_counter() - t0
         async with pool.acquire() as con:
             t_load0 = time.perf_counter()
-            await world_store.load(con, clock.now(), world_store.WorldCache())  # a cold read
+            await world_store.load(con, clock.now(), engine.world_cache)  # as the engine reads
             t_load = time.perf_counter() - t_load0
             stored = await con.fetchval("SELECT count(*) FROM assignments WHERE status = 'offered'")
             plan = await con.fetchrow(

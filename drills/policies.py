@@ -26,6 +26,7 @@ import numpy as np
 
 from dispatch import planning
 from dispatch.access import path_within
+from dispatch.solve_memo import SolveMemo
 from solver import Plan, Snapshot, parse_snapshot, solve
 from solver.explain import explain
 from solver.greedy import greedy_assign
@@ -110,11 +111,15 @@ def with_area_factors(snap: Snapshot, factors: Mapping[str, float]) -> Snapshot:
 
 def make_planner(policy: Policy, slowed: Mapping[str, float]) -> Planner:
     """A planner for :class:`~dispatch.services.engine.Engine` honouring ``slowed`` (jurisdiction
-    path → road-factor multiplier, read at each re-plan) and ``policy``."""
+    path → road-factor multiplier, read at each re-plan) and ``policy``. Like the engine's own
+    planner, it re-uses a group's previous plan when the group's input has not changed
+    (:mod:`dispatch.solve_memo`); the slowed roads in force are part of that input."""
+    memo = SolveMemo()
 
     def planner(
         world: planning.World, time_limit_s: float, seed: int
     ) -> list[planning.GroupResult]:
+        memo.begin()
         areas = dict(slowed)
         factors: dict[str, float] = {}
         for inc in world.incidents:
@@ -130,6 +135,12 @@ def make_planner(policy: Policy, slowed: Mapping[str, float]) -> Planner:
                 return greedy_plan(snap, seed).to_dict()
             return solve(snap, time_limit_s=time_limit_s, seed=seed).to_dict()
 
-        return planning.plan_world(world, solve_one)
+        def solve_group(snapshot: dict[str, Any]) -> dict[str, Any]:
+            slow = tuple(
+                (i["id"], factors[i["id"]]) for i in snapshot["incidents"] if i["id"] in factors
+            )
+            return memo.solve(snapshot, solve_one, (policy, time_limit_s, seed, slow))
+
+        return planning.plan_world(world, solve_group)
 
     return planner

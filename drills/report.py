@@ -72,7 +72,10 @@ def plot_coverage(report: dict[str, Any]) -> str:
     ax.set_ylabel("demand covered (%)")
     ax.set_ylim(-2, 102)
     ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="lower right", fontsize=8)
+    else:  # no incident had people demand yet (a drill stopped early)
+        ax.text(0.5, 0.5, "no people demand recorded", ha="center", transform=ax.transAxes)
     ax.set_title("Covered people demand over time")
     return _png(fig)
 

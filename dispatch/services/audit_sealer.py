@@ -51,7 +51,8 @@ class AuditSealer:
                 await asyncio.wait_for(self._stop.wait(), self.interval_s)
             try:
                 sealed = await self.sweep()
-            except (OSError, asyncpg.PostgresError) as exc:
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                # The pool closing under us or the server gone: try again next tick.
                 log.warning("audit sweep failed: %s", exc)
                 continue
             if sealed:

@@ -9,8 +9,10 @@ rows in the database, so a restarted engine re-arms from there.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
@@ -19,6 +21,7 @@ from typing import Any, Protocol
 
 from dispatch import planning
 from dispatch.clock import Clock
+from dispatch.solve_memo import SolveMemo
 from dispatch.storage import engine as store
 from dispatch.storage import plans as plans_store
 from dispatch.storage import world as world_store
@@ -49,10 +52,21 @@ def solve_snapshot(snapshot: dict[str, Any], time_limit_s: float, seed: int) -> 
 
 
 def plan_in_executor(
-    world: planning.World, time_limit_s: float, seed: int
+    world: planning.World, time_limit_s: float, seed: int, memo: SolveMemo | None = None
 ) -> list[planning.GroupResult]:
-    """CPU work of one re-plan: all groups, solved in order."""
-    return planning.plan_world(world, lambda snap: solve_snapshot(snap, time_limit_s, seed))
+    """CPU work of one re-plan: all groups, solved in order.
+
+    With ``memo``, a group whose solver input is unchanged since the previous re-plan gets its
+    previous plan back instead of a new solve (see :mod:`dispatch.solve_memo`).
+    """
+
+    def solve(snap: dict[str, Any]) -> dict[str, Any]:
+        return solve_snapshot(snap, time_limit_s, seed)
+
+    if memo is None:
+        return planning.plan_world(world, solve)
+    memo.begin()
+    return planning.plan_world(world, lambda snap: memo.solve(snap, solve, (time_limit_s, seed)))
 
 
 @dataclass
@@ -66,13 +80,17 @@ class TickReport:
     next_due: datetime | None = None
 
 
+def _recent() -> deque[float]:
+    return deque(maxlen=50_000)
+
+
 @dataclass
 class PlanTimings:
-    """Wall-clock seconds of each stored plan's steps (benchmarks; never part of a report)."""
+    """Wall-clock seconds of the steps of recent stored plans (benchmarks; never in a report)."""
 
-    load: list[float] = field(default_factory=list)  # reading the world
-    solve: list[float] = field(default_factory=list)  # the planner, in the executor
-    apply: list[float] = field(default_factory=list)  # storing and applying the plan
+    load: deque[float] = field(default_factory=_recent)  # reading the world
+    solve: deque[float] = field(default_factory=_recent)  # the planner, in the executor
+    apply: deque[float] = field(default_factory=_recent)  # storing and applying the plan
 
 
 @dataclass
@@ -106,7 +124,9 @@ class Engine:
         self.waker = waker or NoWaker()
         self.config = config or EngineConfig()
         self.on_plan = on_plan
-        self.planner = planner or plan_in_executor
+        # Plans of the previous re-plan's groups, for groups whose input did not change.
+        self.memo = SolveMemo()
+        self.planner = planner or functools.partial(plan_in_executor, memo=self.memo)
         self.superseded = 0
         self._lock = asyncio.Lock()
         self.plans_made = 0

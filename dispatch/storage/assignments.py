@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -121,63 +121,95 @@ async def _move(
     changes: dict[str, Any] | None = None,
     also: str = "",
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Lock, check visibility and the lifecycle, move and audit. Returns (before, after).
+    """:func:`_move_returning` without a further result."""
+    before, after, _ = await _move_returning(
+        con, who, ctx, assignment_id, target, now, own_only=own_only, changes=changes, also=also
+    )
+    return before, after
 
-    Two round trips inside the caller's transaction: one reads and locks the row (with what
-    the caller may see of it), one moves it and appends the audit entry together (``after`` is
-    known in advance: the move sets only the columns named here, and no trigger changes a
-    row). ``changes`` are further columns to set; ``also`` is one more data-modifying CTE
-    (it may read ``moved``'s id, person_id and incident_id, and use ``$3``, the time of the
-    move, and ``${n}``, the actor).
+
+async def _move_returning(
+    con: asyncpg.Connection,
+    who: Principal,
+    ctx: AuditContext,
+    assignment_id: str,
+    target: Status,
+    now: datetime,
+    *,
+    own_only: bool,
+    changes: dict[str, Any] | None = None,
+    also: str = "",
+    also_args: tuple[Any, ...] = (),
+    result: str = "NULL",
+) -> tuple[dict[str, Any], dict[str, Any], Any]:
+    """Check visibility and the lifecycle, move and audit. Returns (before, after, result).
+
+    Optimistic: one round trip reads the row (with what the caller may see of it and the row
+    version's ``xmin``), one moves exactly that version and appends the audit entry together
+    (``after`` is known in advance: the move sets only the columns named here, and no trigger
+    changes a row). If anything changed the row in between, nothing is written and the move
+    starts over from a fresh read (which may now refuse it). Atomic on its own, so a caller
+    without further writes needs no transaction (no BEGIN/COMMIT round trips); inside one, the
+    move holds the row's lock from its statement on. ``changes`` are further columns to set;
+    ``also`` is more data-modifying CTEs (they may read ``moved``'s id, person_id and
+    incident_id, and use ``$3``, the time of the move, ``${n}``, the actor, and ``${r}``,
+    ``${r+1}``... for ``also_args``); ``result`` is one more value the statement returns
+    (third in the answer, with ``before`` and ``after``).
     """
-    row = await con.fetchrow(Q.get_for_update, assignment_id)
-    if row is None or not _visible(who, row):
-        raise NotFound(f"no assignment {assignment_id!r}")
-    if own_only and who.role is not Role.VOLUNTEER:
-        who.require("incident", Action.WRITE)
-    if not own_only:
-        who.require("incident", Action.WRITE)
-    current = Status(row["status"])
-    if (
-        current is Status.OFFERED
-        and target in (Status.ACCEPTED, Status.DECLINED)
-        and row["offer_deadline"] <= now
-    ):
-        raise Conflict("this offer has expired", extra={"current_status": "expired"})
-    check_move(current, target)
-    stamp = STAMP[target]
-    assert stamp in _TIMES  # the column name comes from a fixed table, never from input
     extra = dict(changes or {})
-    assert set(extra) <= _SETTABLE  # likewise
-    new = {
-        **dict(row),
-        **extra,
-        "status": target.value,
-        stamp: now.astimezone(UTC),  # as the database will hand it back
-        "version": row["version"] + 1,
-    }
-    before, after = to_json(row), to_json(new)
+    assert set(extra) <= _SETTABLE  # the column names come from a fixed table, never input
+    stamp = STAMP[target]
+    assert stamp in _TIMES  # likewise
     sets = "".join(f", {col} = ${4 + k}" for k, col in enumerate(extra))
     n = 4 + len(extra)
     audit = _AUDIT_MOVED.format(n=n, a=n + 1, b=n + 2, c=n + 3, d=n + 4)
     sql = (
         f"WITH moved AS (UPDATE assignments SET status = $2, {stamp} = $3,"
-        f" version = version + 1{sets} WHERE id = $1 RETURNING id, person_id, incident_id),"
-        f" audited AS ({audit}){also.format(n=n)} SELECT count(*) FROM moved"
+        f" version = version + 1{sets} WHERE id = $1 AND xmin = ${n + 5}::xid"
+        f" RETURNING id, person_id, incident_id),"
+        f" audited AS ({audit}){also.format(n=n, r=n + 6)}"
+        f" SELECT (SELECT count(*) FROM moved) AS moved, {result} AS result"
     )
-    await con.fetchval(
-        sql,
-        assignment_id,
-        target.value,
-        now,
-        *extra.values(),
-        ctx.actor,
-        ctx.actor_role,
-        before,
-        after,
-        ctx.request_id,
-    )
-    return before, after
+    while True:
+        row = await con.fetchrow(Q.get_versioned, assignment_id)
+        if row is None or not _visible(who, row):
+            raise NotFound(f"no assignment {assignment_id!r}")
+        if own_only and who.role is not Role.VOLUNTEER:
+            who.require("incident", Action.WRITE)
+        if not own_only:
+            who.require("incident", Action.WRITE)
+        current = Status(row["status"])
+        if (
+            current is Status.OFFERED
+            and target in (Status.ACCEPTED, Status.DECLINED)
+            and row["offer_deadline"] <= now
+        ):
+            raise Conflict("this offer has expired", extra={"current_status": "expired"})
+        check_move(current, target)
+        new = {
+            **dict(row),
+            **extra,
+            "status": target.value,
+            stamp: now.astimezone(UTC),  # as the database will hand it back
+            "version": row["version"] + 1,
+        }
+        before, after = to_json(row), to_json(new)
+        done = await con.fetchrow(
+            sql,
+            assignment_id,
+            target.value,
+            now,
+            *extra.values(),
+            ctx.actor,
+            ctx.actor_role,
+            before,
+            after,
+            ctx.request_id,
+            row["row_xmin"],
+            *also_args,
+        )
+        if done["moved"]:
+            return before, after, done["result"]
 
 
 #: Columns a move may set besides status, its timestamp and the version.
@@ -187,19 +219,18 @@ _SETTABLE = frozenset({"locked", "decline_reason"})
 async def accept(
     con: asyncpg.Connection, who: Principal, ctx: AuditContext, assignment_id: str, now: datetime
 ) -> dict[str, Any]:
-    """The person says yes: the assignment is locked for the solver."""
-    async with con.transaction():
-        _, after = await _move(
-            con,
-            who,
-            ctx,
-            assignment_id,
-            Status.ACCEPTED,
-            now,
-            own_only=True,
-            changes={"locked": True},
-        )
-        return after
+    """The person says yes: the assignment is locked for the solver (one atomic statement)."""
+    _, after = await _move(
+        con,
+        who,
+        ctx,
+        assignment_id,
+        Status.ACCEPTED,
+        now,
+        own_only=True,
+        changes={"locked": True},
+    )
+    return after
 
 
 #: ``upsert_rule`` for the person and incident of the moved row, as a CTE of the move.
@@ -208,8 +239,30 @@ _DECLINED_RULE = (
     " created_by) SELECT person_id, incident_id, 'declined', NULL, $3, ${n} FROM moved"
     " ON CONFLICT (person_id, incident_id) DO UPDATE SET rule = EXCLUDED.rule,"
     " skill = EXCLUDED.skill, created_at = EXCLUDED.created_at,"
-    " created_by = EXCLUDED.created_by)"
+    " created_by = EXCLUDED.created_by RETURNING 1)"
 )
+
+
+#: ``engine.request_replan`` for the moved row, as a CTE of the move (keep the two in step):
+#: the re-plan is due at ``${r}`` unless one is due as early and lists its 19 reasons. The
+#: engine's row must be locked last, as in every transaction that requests a re-plan (or two
+#: such transactions can deadlock): ``replanned`` reads ``ruled`` and ``keyed`` so that it runs
+#: after them, and ``keyed`` takes the locks of the pair rule's foreign keys, which their checks
+#: would otherwise take at the end of the statement (after ``replanned``, the one CTE the
+#: result reads, hence run first): e.g. an incident update holds the incident, then asks for a
+#: re-plan.
+_DECLINED_REPLAN = (
+    ", keyed AS (SELECT FROM moved AS m JOIN people AS p ON p.id = m.person_id"
+    " JOIN incidents AS i ON i.id = m.incident_id FOR KEY SHARE OF p, i)"
+    ", replanned AS (UPDATE engine_state"
+    " SET replan_due_at = LEAST(COALESCE(replan_due_at, ${r}::timestamptz), ${r}::timestamptz),"
+    " generation = generation + 1, reasons = (reasons || (SELECT left(person_id || ' declined '"
+    " || incident_id, 200) FROM moved))[greatest(1, cardinality(reasons) - 18):]"
+    " WHERE EXISTS (SELECT FROM ruled) AND EXISTS (SELECT FROM keyed) AND (replan_due_at IS NULL"
+    " OR replan_due_at > ${r}::timestamptz OR cardinality(reasons) < 19) RETURNING generation)"
+)
+#: The statement's result: whether it requested the re-plan (and then woke the engine).
+_WOKE = "(SELECT count(pg_notify(muster_channel('muster_engine'), 'replan')::text) FROM replanned)"
 
 
 async def decline(
@@ -222,24 +275,36 @@ async def decline(
     *,
     debounce_s: float,
 ) -> dict[str, Any]:
-    """The person says no: never offered this incident again; the gap is re-planned."""
-    async with con.transaction():
-        # The pair rule (never offer this incident again) is written by the move's statement.
-        _, after = await _move(
-            con,
-            who,
-            ctx,
-            assignment_id,
-            Status.DECLINED,
-            now,
-            own_only=True,
-            changes={"decline_reason": reason},
-            also=_DECLINED_RULE,
-        )
-        await engine_store.request_replan(
-            con, now, f"{after['person']} declined {after['incident']}", debounce_s
-        )
-        return after
+    """The person says no: never offered this incident again; the gap is re-planned.
+
+    One statement moves the offer, audits it, writes the pair rule (never offer this incident
+    again) and requests the re-plan, atomically without a transaction of its own. When a
+    pending re-plan already covered the request (nothing written to the engine's row), a read
+    after the commit makes sure one is still pending — the engine may have claimed it, and read
+    the world, before the decline was visible — and requests one otherwise. Inside a caller's
+    transaction the pending re-plan is held instead (``engine.request_replan``).
+    """
+    due = now + timedelta(seconds=debounce_s)
+    _, after, replanned = await _move_returning(
+        con,
+        who,
+        ctx,
+        assignment_id,
+        Status.DECLINED,
+        now,
+        own_only=True,
+        changes={"decline_reason": reason},
+        also=_DECLINED_RULE + _DECLINED_REPLAN,
+        also_args=(due,),
+        result=_WOKE,
+    )
+    if not replanned:
+        why = f"{after['person']} declined {after['incident']}"
+        if con.is_in_transaction():
+            await engine_store.request_replan(con, now, why, debounce_s)
+        else:
+            await engine_store.replan_still_pending(con, now, why, debounce_s)
+    return after
 
 
 async def report_status(
@@ -382,7 +447,6 @@ async def pin(
                 exercise=exercise,
             )
         await con.execute(Q.upsert_rule, person_id, incident_id, "pin", skill, now, ctx.actor)
-        from datetime import timedelta
 
         row = await con.fetchrow(
             Q.insert_pinned,

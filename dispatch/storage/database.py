@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -26,15 +26,31 @@ async def _init_connection(con: asyncpg.Connection) -> None:
 
 
 async def create_pool(
-    dsn: str, *, schema: str = "public", min_size: int = 2, max_size: int = 10
+    dsn: str,
+    *,
+    schema: str = "public",
+    min_size: int = 2,
+    max_size: int = 10,
+    reset: Callable[[asyncpg.Connection], Awaitable[None]] | None = None,
+    settings: dict[str, str] | None = None,
 ) -> Any:
-    """A pool whose connections decode JSON and use ``schema`` as their search path."""
+    """A pool whose connections decode JSON and use ``schema`` as their search path.
+
+    ``reset`` replaces asyncpg's reset query on release (an open transaction is still rolled
+    back and listeners dropped); only for pools whose users keep no session state.
+    ``settings``: more session settings (a drill's throwaway schema commits asynchronously).
+    """
     return await asyncpg.create_pool(
         dsn,
         min_size=min_size,
         max_size=max_size,
         init=_init_connection,
-        server_settings={"search_path": f'"{schema}", public', "application_name": "muster"},
+        reset=reset,
+        server_settings={
+            "search_path": f'"{schema}", public',
+            "application_name": "muster",
+            **(settings or {}),
+        },
     )
 
 

@@ -20,9 +20,32 @@ Q = queries("engine")
 async def request_replan(
     con: asyncpg.Connection, now: datetime, reason: str, debounce_s: float = 1.0
 ) -> None:
-    """Ask for a re-plan soon (debounced); call inside the transaction of the change."""
-    await con.execute(Q.request_replan, now + timedelta(seconds=debounce_s), reason[:200])
-    await con.execute(Q.notify, "replan")
+    """Ask for a re-plan soon (debounced); call inside the transaction of the change.
+
+    When a re-plan is already due at least as early and already lists the most reasons kept
+    (19), the request is covered by it: nothing is written (its reason is not listed, and
+    ``generation`` does not move: it only tells a running solve about requests made after its
+    claim, and a pending request is claimed after this one). The pending request is
+    key-share-locked instead, so that the engine's claim waits for this transaction to commit and
+    the plan it then makes sees this change; concurrent requests share that lock rather than
+    queueing on the row (nor on the notification queue: only a change wakes the engine).
+    """
+    due = now + timedelta(seconds=debounce_s)
+    while True:
+        if await con.fetchrow(Q.request_replan, due, reason[:200]) is not None:
+            return
+        if await con.fetchval(Q.hold_replan, due):
+            return
+
+
+async def replan_still_pending(
+    con: asyncpg.Connection, now: datetime, reason: str, debounce_s: float = 1.0
+) -> None:
+    """After a change committed with its re-plan request covered by a pending one (see
+    ``request_replan``; nothing held it): request a re-plan unless one is still pending. One
+    pending after the commit is claimed after it, so the plan it leads to sees the change."""
+    if not await con.fetchval(Q.replan_pending):
+        await request_replan(con, now, reason, debounce_s)
 
 
 async def send(
@@ -154,7 +177,10 @@ async def apply_plan(
             method="+".join(methods),
             solve_seconds=solve_seconds,
         )
-        released = await con.fetch(Q.release_surplus, changes.release, now)
+        # Each statement only when it has something to do: most plans change little.
+        released = (
+            await con.fetch(Q.release_surplus, changes.release, now) if changes.release else []
+        )
         for kind in ("offer_withdrawn", "released"):
             await send_many(
                 con,
@@ -174,7 +200,7 @@ async def apply_plan(
                 now=now,
                 exercise=exercise,
             )
-        withdrawn = await con.fetch(Q.withdraw, changes.withdraw, now)
+        withdrawn = await con.fetch(Q.withdraw, changes.withdraw, now) if changes.withdraw else []
         await send_many(
             con,
             "offer_withdrawn",
@@ -186,18 +212,20 @@ async def apply_plan(
             exercise=exercise,
         )
         offers = changes.offers
-        rows = await con.fetch(
-            Q.offer,
-            [o.person_id for o in offers],
-            [o.incident_id for o in offers],
-            [o.skill for o in offers],
-            [o.mode_key for o in offers],
-            [o.travel_minutes for o in offers],
-            [o.reason for o in offers],
-            [now + timedelta(seconds=expiry_s.get(o.mode_key, 600)) for o in offers],
-            plan_id,
-            now,
-        )
+        rows = []
+        if offers:
+            rows = await con.fetch(
+                Q.offer,
+                [o.person_id for o in offers],
+                [o.incident_id for o in offers],
+                [o.skill for o in offers],
+                [o.mode_key for o in offers],
+                [o.travel_minutes for o in offers],
+                [o.reason for o in offers],
+                [now + timedelta(seconds=expiry_s.get(o.mode_key, 600)) for o in offers],
+                plan_id,
+                now,
+            )
         made = [dict(r) for r in rows]
         await send_many(
             con,

@@ -7,7 +7,10 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from dispatch.access import Principal
 from dispatch.storage.queries import queries
+from dispatch.storage.tokens import principal_of
+from dispatch.tokens import hash_secret
 
 Q = queries("idempotency")
 
@@ -27,6 +30,25 @@ async def claim(
 ) -> Claimed | None:
     """Reserve ``key``; ``None`` means this request is first and should run."""
     row = await con.fetchrow(Q.claim, uuid.UUID(token_id), key, method, path, digest)
+    return _claimed(row, digest)
+
+
+async def authenticate_and_claim(
+    con: asyncpg.Connection, secret: str, key: str, method: str, path: str, digest: str
+) -> tuple[Principal, Claimed | None] | None:
+    """:func:`tokens.authenticate` and :func:`claim` in one statement (one round trip).
+
+    ``None`` if the token is unknown or revoked; otherwise the principal and the claim result.
+    """
+    row = await con.fetchrow(
+        Q.authenticate_and_claim, hash_secret(secret), key, method, path, digest
+    )
+    if row is None:
+        return None
+    return principal_of(row), _claimed(row, digest)
+
+
+def _claimed(row: asyncpg.Record, digest: str) -> Claimed | None:
     if row["inserted"]:
         return None
     if row["request_hash"] is None:

@@ -24,9 +24,51 @@ Q = queries("plans")
 
 
 def encode_snapshot(results: Sequence[GroupResult]) -> bytes:
-    """The stored form of a plan's snapshots (CPU work: run it off the event loop)."""
-    doc = {"groups": [{"key": r.key, "mode": r.mode, "snapshot": r.snapshot} for r in results]}
-    return zlib.compress(json.dumps(doc, separators=(",", ":")).encode(), 1)
+    """The stored form of a plan's snapshots (CPU work: run it off the event loop).
+
+    Compact JSON of ``{"groups": [{"key", "mode", "snapshot"}]}``, zlib-compressed. The people
+    of a snapshot are most of it and mostly the same from one plan to the next, so each
+    person's JSON text is kept and re-used while their entry is unchanged.
+    """
+    groups = ",".join(
+        f'{{"key":{_dumps(r.key)},"mode":{_dumps(r.mode)},"snapshot":{_snapshot_json(r.snapshot)}}}'
+        for r in results
+    )
+    return zlib.compress(f'{{"groups":[{groups}]}}'.encode(), 1)
+
+
+_PERSON_KEYS = ("id", "lat", "lon", "skills", "hours_left")  # dispatch.planning's person entry
+_PERSON_JSON: dict[tuple[Any, ...], str] = {}
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+def _snapshot_json(snapshot: dict[str, Any]) -> str:
+    parts = []
+    for k, v in snapshot.items():
+        text = _people_json(v) if k == "people" else _dumps(v)
+        parts.append(f"{_dumps(k)}:{text}")
+    return "{" + ",".join(parts) + "}"
+
+
+def _people_json(people: list[dict[str, Any]]) -> str:
+    if len(_PERSON_JSON) > 50_000:  # about 20 MB
+        _PERSON_JSON.clear()
+    out = []
+    for p in people:
+        if tuple(p) != _PERSON_KEYS:
+            out.append(_dumps(p))
+            continue
+        h, lat, lon = p["hours_left"], p["lat"], p["lon"]
+        # Types too: 12 and 12.0 are equal keys but different JSON.
+        key = (p["id"], lat, lon, tuple(p["skills"]), h, type(h), type(lat), type(lon))
+        text = _PERSON_JSON.get(key)
+        if text is None:
+            text = _PERSON_JSON[key] = _dumps(p)
+        out.append(text)
+    return "[" + ",".join(out) + "]"
 
 
 def decode_snapshot(data: bytes) -> dict[str, Any]:

@@ -34,10 +34,12 @@ def to_json(row: Any) -> dict[str, Any]:
 
 async def authenticate(con: asyncpg.Connection, secret: str) -> Principal | None:
     """The principal behind a bearer token, or ``None`` if unknown or revoked."""
-    row = await con.fetchrow(Q.lookup, hash_secret(secret))
-    if row is None:
-        return None
-    await con.execute(Q.touch, row["id"])
+    row = await con.fetchrow(Q.authenticate, hash_secret(secret))
+    return None if row is None else principal_of(row)
+
+
+def principal_of(row: Any) -> Principal:
+    """The principal of a token row (id, role, jurisdiction_code, person_id, scope_path)."""
     return Principal(
         token_id=str(row["id"]),
         role=Role(row["role"]),

@@ -16,6 +16,7 @@ people may have the ids and versions of live people, never reads live entries or
 
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -86,7 +87,11 @@ class _Entry:
         skills = self.skills_at(today)
         available = self.available_at(now)
         v = self.view
-        if v is None or (v.hours_left, v.skills, v.available_now) != (hours_left, skills, available):
+        if v is None or (v.hours_left, v.skills, v.available_now) != (
+            hours_left,
+            skills,
+            available,
+        ):
             v = self.view = planning.PersonView(
                 id=self.id,
                 kind=self.kind,
@@ -102,7 +107,12 @@ class _Entry:
 
 
 class WorldCache:
-    """The active roster of one schema as last read (see the module docstring)."""
+    """The active roster of one schema as last read (see the module docstring).
+
+    Between two re-plans only some people's views can change: those with work in the last 24 h
+    (their hours), and those whose availability span ended; everyone is looked at again when
+    the roster was read again, on a new day (skills expire by date) or if time went backwards.
+    """
 
     def __init__(self) -> None:
         self.people: dict[str, _Entry] = {}
@@ -110,11 +120,79 @@ class WorldCache:
         self.order: list[_Entry] = []  # active people by id
         self.parsed = 0  # rows parsed so far (misses), for benchmarks and tests
         self.reads = 0  # full reads of the light columns (the digest changed)
+        self._views: list[planning.PersonView] = []  # by position in ``order``
+        self._index: dict[str, int] = {}
+        self._ends: list[tuple[datetime, int]] = []  # heap: (availability span end, position)
+        self._work: dict[int, tuple[Any, Any]] = {}  # position → (hours, last released) seen
+        self._built: tuple[date, datetime] | None = None  # (day, instant) of ``_views``
 
     def clear(self) -> None:
         self.people.clear()
         self.order = []
         self.digest = None
+        self.clear_views()
+
+    def clear_views(self) -> None:
+        """Build every view again at the next read (the roster was read again)."""
+        self._built = None
+
+    def views(
+        self, work: dict[str, asyncpg.Record], today: date, now: datetime
+    ) -> list[planning.PersonView]:
+        """Every active person's view at ``now``, given the work rows of the last 24 h."""
+        order = self.order
+        index = self._index
+        built = self._built
+        seen: dict[int, tuple[Any, Any]] = {}
+        if built is None or built[0] != today or now < built[1] or len(self._views) != len(order):
+            index = self._index = {e.id: n for n, e in enumerate(order)}
+            self._views = [_view(e, work.get(e.id), today, now) for e in order]
+            self._ends = [
+                (e.available_until, n) for n, e in enumerate(order) if e.available_until is not None
+            ]
+            heapq.heapify(self._ends)
+            for pid, w in work.items():
+                if (n := index.get(pid)) is not None:
+                    seen[n] = (w["hours"], w["last_released"])
+        else:
+            # Dirty: a work row that appeared, changed, vanished or whose rest period ended
+            # since the last build; an availability span that ended.
+            before = built[1]
+            dirty = set(self._work)
+            for pid, w in work.items():
+                if (n := index.get(pid)) is None:
+                    continue
+                seen[n] = mine = (w["hours"], w["last_released"])
+                last = mine[1]
+                if self._work.get(n) != mine or (
+                    last is not None and before < last + order[n].rest <= now
+                ):
+                    dirty.add(n)
+                else:
+                    dirty.discard(n)
+            while self._ends and self._ends[0][0] <= now:
+                dirty.add(heapq.heappop(self._ends)[1])
+            for n in dirty:
+                e = order[n]
+                until = e.available_until
+                self._views[n] = _view(e, work.get(e.id), today, now)
+                if e.available_until is not None and e.available_until != until:
+                    heapq.heappush(self._ends, (e.available_until, n))
+        self._work = seen
+        self._built = (today, now)
+        return list(self._views)
+
+
+def _view(
+    e: _Entry, work: asyncpg.Record | None, today: date, now: datetime
+) -> planning.PersonView:
+    hours_left = e.max_hours
+    if work is not None:
+        hours_left -= float(work["hours"] or 0.0)
+        last = work["last_released"]
+        if last is not None and now - last < e.rest:
+            hours_left = 0.0
+    return e.view_at(max(0.0, hours_left), today, now)
 
 
 _SHARED: dict[tuple[str, str], WorldCache] = {}
@@ -159,7 +237,6 @@ async def load(
         if digest != cache.digest:
             await _read_people(con, cache)
             cache.digest = digest
-        entries = cache.order
         work = {r["person_id"]: r for r in await con.fetch(Q.world_work, now)}
         incident_rows = await con.fetch(Q.world_incidents)
         allocated: dict[tuple[str, str], int] = {
@@ -181,17 +258,7 @@ async def load(
                 sorted({e.source for e in effective.values()}),
             )
         }
-    today = now.date()
-    people: list[planning.PersonView] = []
-    for e in entries:
-        hours_left = e.max_hours
-        w = work.get(e.id)
-        if w is not None:
-            hours_left -= float(w["hours"] or 0.0)
-            last = w["last_released"]
-            if last is not None and now - last < e.rest:
-                hours_left = 0.0
-        people.append(e.view_at(max(0.0, hours_left), today, now))
+    people = cache.views(work, now.date(), now)
     policies: dict[str, planning.PolicyView] = {}
     incidents: list[planning.IncidentView] = []
     for row in incident_rows:
@@ -259,6 +326,7 @@ async def _read_people(con: asyncpg.Connection, cache: WorldCache) -> None:
     current = {r["id"]: (fresh.get(r["id"]) or old[r["id"]]).light(r) for r in rows}
     cache.people = current
     cache.order = list(current.values())
+    cache.clear_views()
 
 
 def _key(row: asyncpg.Record) -> tuple[int, str]:

@@ -58,6 +58,55 @@ async def test_a_changed_person_is_seen_at_once_and_only_changed_rows_are_parsed
         await pool.close()
 
 
+async def test_cached_views_follow_time_windows_closing_and_rest_periods_ending(
+    eng_client: Any, admin_token: str, db_dsn: str
+) -> None:
+    """Between reads only some views are rebuilt; time alone must still move the others."""
+    office = {
+        "timezone": "UTC",
+        "weekly": [{"day": d, "start": "08:00", "end": "18:00"} for d in (1, 2)],
+    }
+    people = [medic("office", availability=office), medic("rested", min_rest_hours=8), medic("x")]
+    await build_city(eng_client, admin_token, people)
+    con = await asyncpg.connect(db_dsn)
+    try:
+        await con.execute(
+            "INSERT INTO incidents (id, type, title, lat, lon, jurisdiction_code, priority, demands)"
+            " VALUES ('i0', 'x', 'old job', 31.23, 121.47, 'a-1', 3, '[]')"
+        )
+        # 'rested' worked 09:00-11:00 (START is Tuesday 09:00): rests until 19:00.
+        await con.execute(
+            "INSERT INTO assignments (person_id, incident_id, skill, status, proposed_at,"
+            " accepted_at, released_at) VALUES ('rested', 'i0', 'first_aid', 'released', $1, $1,"
+            " $2)",
+            START,
+            START + timedelta(hours=2),
+        )
+    finally:
+        await con.close()
+    cache = world_store.WorldCache()
+    pool = await create_pool(db_dsn, min_size=1, max_size=2)
+    try:
+        async with pool.acquire() as c:
+            seen = []
+            midnight = START.replace(hour=0)
+            for hh, mm in ((17, 59), (18, 0), (18, 59), (19, 0), (32, 0)):
+                at = midnight + timedelta(hours=hh, minutes=mm)
+                world, _ = await world_store.load(c, at, cache)
+                v = {p.id: p for p in world.people}
+                seen.append((v["office"].available_now, v["rested"].hours_left))
+    finally:
+        await pool.close()
+    assert cache.reads == 1  # one roster read; everything else came from the cache
+    assert seen == [
+        (True, 0.0),  # 17:59: the window is open; resting
+        (False, 0.0),  # 18:00: closed
+        (False, 0.0),  # 18:59: still resting
+        (False, 10.0),  # 19:00: rested; 2 of 12 hours worked in the last 24 h
+        (True, 10.0),  # Wednesday 08:00: open again (a new day: every view looked at)
+    ]
+
+
 def _away() -> dict[str, Any]:
     return {
         "start": (START - timedelta(hours=1)).isoformat(),

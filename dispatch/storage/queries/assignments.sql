@@ -16,6 +16,17 @@ JOIN jurisdictions AS j ON j.code = i.jurisdiction_code
 WHERE a.id = $1
 FOR UPDATE OF a;
 
+-- name: get_versioned
+-- The same with the row version's xmin: a guarded update (``AND xmin = $n``) then moves
+-- exactly this version of the row, or nothing if anything changed it meanwhile.
+SELECT a.*, a.xmin AS row_xmin, i.jurisdiction_code, j.path AS incident_path,
+       i.title AS incident_title, i.lat AS incident_lat, i.lon AS incident_lon,
+       i.priority AS incident_priority
+FROM assignments AS a
+JOIN incidents AS i ON i.id = a.incident_id
+JOIN jurisdictions AS j ON j.code = i.jurisdiction_code
+WHERE a.id = $1;
+
 -- name: lock_row
 SELECT * FROM assignments WHERE id = $1 FOR UPDATE;
 

@@ -1,10 +1,32 @@
 -- name: request_replan
--- Debounced: the first request in a quiet period sets the due time; later ones do not push it.
-UPDATE engine_state
-SET replan_due_at = LEAST(COALESCE(replan_due_at, $1::timestamptz), $1::timestamptz),
-    generation = generation + 1,
-    reasons = (reasons || $2::text)[greatest(1, cardinality(reasons) - 18):]
-RETURNING generation;
+-- Debounced: the first request in a quiet period sets the due time (each change wakes the engine);
+-- later ones do not push it, and add their reason while fewer than 19 are pending. Once that
+-- list is full, a request that would not bring the due time forward changes nothing (no row
+-- lock: concurrent answers do not queue on this row); the caller then holds the pending
+-- request with ``hold_replan`` instead. No row when nothing was changed.
+WITH r AS (
+    UPDATE engine_state
+    SET replan_due_at = LEAST(COALESCE(replan_due_at, $1::timestamptz), $1::timestamptz),
+        generation = generation + 1,
+        reasons = (reasons || $2::text)[greatest(1, cardinality(reasons) - 18):]
+    WHERE replan_due_at IS NULL OR replan_due_at > $1::timestamptz OR cardinality(reasons) < 19
+    RETURNING generation
+)
+SELECT generation, pg_notify(muster_channel('muster_engine'), 'replan') FROM r;
+
+-- name: hold_replan
+-- The request is covered by a pending one (due no later than $1, reasons full): lock it until
+-- commit, so that the engine cannot claim it (and read the world) before this transaction's
+-- change is visible. KEY SHARE conflicts with claim_replan's FOR UPDATE but not with the
+-- UPDATE of request_replan, so holders never queue for each other (nor deadlock when one then
+-- brings the due time forward). No row if the engine claimed it meanwhile (this waits for that
+-- claim's commit, then re-checks on the row as it now is).
+SELECT true FROM engine_state
+WHERE replan_due_at IS NOT NULL AND replan_due_at <= $1::timestamptz AND cardinality(reasons) >= 19
+FOR KEY SHARE;
+
+-- name: replan_pending
+SELECT replan_due_at IS NOT NULL FROM engine_state;
 
 -- name: notify
 SELECT pg_notify(muster_channel('muster_engine'), $1);
@@ -56,10 +78,11 @@ ORDER BY p.id;
 
 -- name: world_work
 -- Hours each person worked in the last 24 h and when they were last released.
+-- (float8: decoding numeric to Decimal is a cost at every re-plan.)
 SELECT person_id,
-       sum(extract(epoch FROM (LEAST(COALESCE(released_at, $1), $1)
-                               - GREATEST(COALESCE(en_route_at, accepted_at), $1 - interval '24 hours')))
-           ) / 3600.0 AS hours,
+       (sum(extract(epoch FROM (LEAST(COALESCE(released_at, $1), $1)
+                                - GREATEST(COALESCE(en_route_at, accepted_at), $1 - interval '24 hours')))
+            ) / 3600.0)::float8 AS hours,
        max(released_at) AS last_released
 FROM assignments
 WHERE accepted_at IS NOT NULL

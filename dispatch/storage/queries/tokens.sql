@@ -3,15 +3,20 @@ INSERT INTO api_tokens (id, token_hash, role, jurisdiction_code, person_id, labe
 VALUES ($1, $2, $3, $4, $5, $6)
 RETURNING id, role, jurisdiction_code, person_id, label, created_at, revoked_at, last_used_at;
 
--- name: lookup
-SELECT t.id, t.role, t.jurisdiction_code, t.person_id, j.path AS scope_path
-FROM api_tokens AS t
-LEFT JOIN jurisdictions AS j ON j.code = t.jurisdiction_code
-WHERE t.token_hash = $1 AND t.revoked_at IS NULL;
-
--- name: touch
-UPDATE api_tokens SET last_used_at = now()
-WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute');
+-- name: authenticate
+-- The unrevoked token with this hash, stamping last_used_at (at most once a minute) in the same
+-- statement: one round trip per authenticated request.
+WITH t AS (
+    SELECT t.id, t.role, t.jurisdiction_code, t.person_id, j.path AS scope_path
+    FROM api_tokens AS t
+    LEFT JOIN jurisdictions AS j ON j.code = t.jurisdiction_code
+    WHERE t.token_hash = $1 AND t.revoked_at IS NULL
+), touched AS (
+    UPDATE api_tokens SET last_used_at = now()
+    WHERE id = (SELECT id FROM t)
+      AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')
+)
+SELECT id, role, jurisdiction_code, person_id, scope_path FROM t;
 
 -- name: revoke
 UPDATE api_tokens SET revoked_at = now()
