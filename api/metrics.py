@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from aiohttp import web
 from prometheus_client import (
@@ -35,6 +36,25 @@ class Metrics:
             registry=self.registry,
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
         )
+        # Labelled children by label values: ``labels()`` validates and locks on every call.
+        self._counters: dict[tuple[str, str, int], Any] = {}
+        self._timers: dict[tuple[str, str], Any] = {}
+
+    def count(self, method: str, route: str, status: int) -> None:
+        """One request handled."""
+        child = self._counters.get((method, route, status))
+        if child is None:
+            child = self._counters[(method, route, status)] = self.requests.labels(
+                method, route, str(status)
+            )
+        child.inc()
+
+    def observe(self, method: str, route: str, seconds: float) -> None:
+        """One request's latency."""
+        child = self._timers.get((method, route))
+        if child is None:
+            child = self._timers[(method, route)] = self.latency.labels(method, route)
+        child.observe(seconds)
 
 
 def _route_name(request: web.Request) -> str:
@@ -59,8 +79,8 @@ async def metrics_middleware(request: web.Request, handler: Handler) -> web.Stre
         raise
     finally:
         route = _route_name(request)
-        metrics.requests.labels(request.method, route, str(status)).inc()
-        metrics.latency.labels(request.method, route).observe(time.perf_counter() - start)
+        metrics.count(request.method, route, status)
+        metrics.observe(request.method, route, time.perf_counter() - start)
 
 
 async def metrics_view(request: web.Request) -> web.Response:

@@ -80,7 +80,8 @@ for _name in ("aiohttp.access", "aiohttp.server", "aiohttp.web"):
     logging.getLogger(_name).addFilter(RedactQueryTokens())
 
 
-def _secret(request: web.Request) -> str:
+def bearer_secret(request: web.Request) -> str:
+    """The bearer token of a request; :class:`Unauthenticated` if there is none."""
     header = request.headers.get("Authorization")
     if header is None and request.method == "GET" and request.path in QUERY_TOKEN_PATHS:
         given = request.query.get("access_token", "").strip()
@@ -105,12 +106,52 @@ def _idempotency_key(request: web.Request) -> str | None:
     return request.headers.get("Idempotency-Key") if request.method == "POST" else None
 
 
-async def _digest(request: web.Request) -> str:
+async def request_digest(request: web.Request) -> str:
     """What a retry must repeat exactly: method, path with query, and body."""
     body = await request.read()
     return hashlib.sha256(
         b"\n".join([request.method.encode(), request.path_qs.encode(), body])
     ).hexdigest()
+
+
+#: Set on a route handler that authenticates its caller and honours ``Idempotency-Key`` itself
+#: (the answers to offers, see ``api/answers.py``): the two middlewares below let it through.
+SELF_AUTHENTICATING = "muster_self_authenticating"
+
+
+def self_authenticating(handler: Handler) -> Handler:
+    """Mark ``handler`` as doing its own authentication and idempotency (see above)."""
+    setattr(handler, SELF_AUTHENTICATING, True)
+    return handler
+
+
+def _handles_itself(request: web.Request) -> bool:
+    return getattr(request.match_info.handler, SELF_AUTHENTICATING, False)
+
+
+def check_key_length(key: str) -> None:
+    """Refuse an ``Idempotency-Key`` outside 1 to 200 characters (422)."""
+    if not 1 <= len(key) <= 200:
+        raise IdempotencyMismatch("Idempotency-Key must be 1 to 200 characters")
+
+
+def replayed(
+    stored_hash: str, status: int | None, body: bytes, content_type: str, key: str, digest: str
+) -> web.Response:
+    """The answer to a request whose key is already taken: the stored answer again, or the
+    error saying the key was used for another request or that its request still runs."""
+    if stored_hash != digest:
+        raise IdempotencyMismatch(
+            "this Idempotency-Key was used for a different request", extra={"key": key}
+        )
+    if status is None:
+        raise RequestInProgress("a request with this Idempotency-Key is still running")
+    return web.Response(
+        status=status,
+        body=body,
+        content_type=content_type.split(";")[0],
+        headers={"Idempotent-Replayed": "true"},
+    )
 
 
 @web.middleware
@@ -120,12 +161,16 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
 
     A POST with a well-formed ``Idempotency-Key`` has its key claimed in the same statement
     that checks the token (one round trip for both; see :func:`idempotency_middleware`)."""
-    if request.path.startswith(PUBLIC_PREFIXES) or request.method == "OPTIONS":
+    if (
+        request.path.startswith(PUBLIC_PREFIXES)
+        or request.method == "OPTIONS"
+        or _handles_itself(request)
+    ):
         return await handler(request)
-    secret = _secret(request)
+    secret = bearer_secret(request)
     key = _idempotency_key(request)
     if key is not None and 1 <= len(key) <= 200:
-        digest = await _digest(request)
+        digest = await request_digest(request)
         async with request.app[POOL].acquire() as con:
             found = await idempotency.authenticate_and_claim(
                 con, secret, key, request.method, request.path, digest
@@ -147,33 +192,23 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
 async def idempotency_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """A POST with ``Idempotency-Key`` runs once; a retry replays the stored answer."""
     key = _idempotency_key(request)
-    if key is None or PRINCIPAL not in request:
+    if key is None or PRINCIPAL not in request or _handles_itself(request):
         return await handler(request)
-    if not 1 <= len(key) <= 200:
-        raise IdempotencyMismatch("Idempotency-Key must be 1 to 200 characters")
+    check_key_length(key)
     token_id = request[PRINCIPAL].token_id
     pool = request.app[POOL]
     pre = request.get(_CLAIMED)
     if pre is not None:
         digest, claim = pre
     else:
-        digest = await _digest(request)
+        digest = await request_digest(request)
         async with pool.acquire() as con:
             claim = await idempotency.claim(
                 con, token_id, key, request.method, request.path, digest
             )
     if claim is not None:
-        if claim.request_hash != digest:
-            raise IdempotencyMismatch(
-                "this Idempotency-Key was used for a different request", extra={"key": key}
-            )
-        if claim.status_code is None:
-            raise RequestInProgress("a request with this Idempotency-Key is still running")
-        return web.Response(
-            status=claim.status_code,
-            body=claim.body,
-            content_type=claim.content_type.split(";")[0],
-            headers={"Idempotent-Replayed": "true"},
+        return replayed(
+            claim.request_hash, claim.status_code, claim.body, claim.content_type, key, digest
         )
     try:
         response = await handler(request)

@@ -7,11 +7,22 @@ does one INSERT per request (same pool size, also in a child process): the ceili
 could reach on this machine. Prints throughput, p50/p99 latency of both and their ratio
 (target: answers at ≥ 50 % of the ceiling's throughput).
 
+How an answer travels (``api/answers.py``, ``dispatch/storage/answers.py``, migration 0011):
+the two answer routes authenticate and honour ``Idempotency-Key`` themselves — one read-only
+round trip for the token, what the key holds and the offer's row version; the checks and the
+response body in Python; then one call of ``answer_offer()``, one transaction and one commit
+(one WAL flush), that moves exactly the version read, stores the key with the finished
+response, appends the audit row, and for a decline records the pair rule and requests (or
+holds) the re-plan. Every other POST keeps the generic middleware path (claim, run, store: three
+commits). At commit the audit row is sealed into the hash chain when the chain's lock is free
+(migration 0010: a commit that finds it taken does not wait; the next sealer, or the sweeper,
+seals its row), and the ``assignment_events`` trigger notifies coordinator streams. PostgreSQL
+serialises the commits of notifying transactions (a lock held through the WAL flush), so
+answers do not share WAL flushes the way the ceiling's plain INSERTs do.
+
 A third figure, also from the same run, splits the gap: the bare server running only an
 answer's database transaction (lock the offer, update it, append the audit row, commit) — what
-is left once HTTP routing, authentication and idempotency are taken away. Each audited
-transaction takes the audit chain's lock at commit and holds it through the WAL flush, so
-audited writes commit one after another.
+is left once HTTP routing, authentication and idempotency are taken away (in five round trips).
 
 The load generator is a minimal keep-alive HTTP/1.1 client on raw asyncio streams, one
 connection per concurrent worker, so that its own CPU use (it shares the machine's cores with

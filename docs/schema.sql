@@ -581,6 +581,85 @@ ALTER TABLE webhook_endpoints ADD CONSTRAINT webhook_endpoints_pkey PRIMARY KEY 
 ALTER TABLE webhook_endpoints ADD CONSTRAINT webhook_endpoints_url_check CHECK (((url ~ '^https?://'::text) AND (length(url) <= 2000)));
 CREATE INDEX webhook_endpoints_jurisdiction_idx ON webhook_endpoints USING btree (jurisdiction_code);
 
+CREATE FUNCTION answer_offer(p_id text, p_xmin xid, p_status text, p_at timestamp with time zone, p_reason text, p_actor text, p_actor_role text, p_before jsonb, p_after jsonb, p_request_id text, p_token uuid, p_key text, p_method text, p_path text, p_digest text, p_body bytea, p_content_type text, p_replan_due timestamp with time zone) RETURNS text
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    v_person   text;
+    v_incident text;
+BEGIN
+    -- The row as it was read, or nothing (the caller's checks were made on that version).
+    IF p_status = 'accepted' THEN
+        UPDATE assignments
+        SET status = 'accepted', accepted_at = p_at, locked = true, version = version + 1
+        WHERE id = p_id AND xmin = p_xmin
+        RETURNING person_id, incident_id INTO v_person, v_incident;
+    ELSIF p_status = 'declined' THEN
+        UPDATE assignments
+        SET status = 'declined', declined_at = p_at, decline_reason = p_reason,
+            version = version + 1
+        WHERE id = p_id AND xmin = p_xmin
+        RETURNING person_id, incident_id INTO v_person, v_incident;
+    ELSE
+        RAISE EXCEPTION 'answer_offer: % is not an answer', p_status
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF NOT FOUND THEN
+        RETURN 'stale';
+    END IF;
+
+    IF p_key IS NOT NULL THEN
+        INSERT INTO idempotency_keys (token_id, key, method, path, request_hash, status_code,
+                                      response_body, content_type)
+        VALUES (p_token, p_key, p_method, p_path, p_digest, 200, p_body, p_content_type)
+        ON CONFLICT (token_id, key) DO NOTHING;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'the Idempotency-Key % was taken meanwhile', p_key
+                USING ERRCODE = 'MU409';
+        END IF;
+    END IF;
+
+    INSERT INTO audit_log (actor, actor_role, action, object_type, object_id, before, after,
+                           request_id)
+    VALUES (p_actor, p_actor_role, p_status, 'assignment', p_id, p_before, p_after,
+            p_request_id);
+
+    IF p_status = 'accepted' THEN
+        RETURN 'done';
+    END IF;
+
+    -- Never offer this incident to this person again (assignments.upsert_rule).
+    INSERT INTO pair_rules (person_id, incident_id, rule, skill, created_at, created_by)
+    VALUES (v_person, v_incident, 'declined', NULL, p_at, p_actor)
+    ON CONFLICT (person_id, incident_id)
+    DO UPDATE SET rule = EXCLUDED.rule, skill = EXCLUDED.skill,
+                  created_at = EXCLUDED.created_at, created_by = EXCLUDED.created_by;
+
+    -- engine.request_replan inside a transaction (keep the two in step), locking the engine's
+    -- row last as every transaction that requests a re-plan does: ask for a re-plan, or, when
+    -- a pending one already covers the request, hold that one (KEY SHARE, until the commit) so
+    -- that the engine cannot claim it, and read the world, before this decline is visible.
+    LOOP
+        UPDATE engine_state
+        SET replan_due_at = LEAST(COALESCE(replan_due_at, p_replan_due), p_replan_due),
+            generation = generation + 1,
+            reasons = (reasons || left(v_person || ' declined ' || v_incident, 200))
+                      [greatest(1, cardinality(reasons) - 18):]
+        WHERE replan_due_at IS NULL OR replan_due_at > p_replan_due OR cardinality(reasons) < 19;
+        IF FOUND THEN
+            PERFORM pg_notify(muster_channel('muster_engine'), 'replan');
+            RETURN 'replanned';
+        END IF;
+        PERFORM FROM engine_state
+        WHERE replan_due_at IS NOT NULL AND replan_due_at <= p_replan_due
+          AND cardinality(reasons) >= 19
+        FOR KEY SHARE;
+        IF FOUND THEN
+            RETURN 'held';
+        END IF;
+    END LOOP;
+END
+$$;
+
 CREATE FUNCTION assignment_events() RETURNS trigger
 LANGUAGE plpgsql VOLATILE AS $$
 BEGIN

@@ -7,9 +7,11 @@ from typing import Annotated
 from aiohttp import web
 from pydantic import Field
 
+from api import answers
 from api.context import audit_ctx
 from api.http import ListQuery, decode_cursor, json_response, page, principal, read_json
 from api.keys import CLOCK, POOL, SETTINGS
+from api.middleware import self_authenticating
 from api.spec import Api, query_params
 from dispatch.assignments import Decline, PairRuleCreate, Status, StatusUpdate
 from dispatch.storage import assignments as store
@@ -95,16 +97,9 @@ async def get_assignment(request: web.Request) -> web.Response:
     roles=ANSWERING,
     responses={409: "The offer expired or was withdrawn"},
 )
+@self_authenticating
 async def accept(request: web.Request) -> web.Response:
-    async with request.app[POOL].acquire() as con:
-        out = await store.accept(
-            con,
-            principal(request),
-            audit_ctx(request),
-            request.match_info["id"],
-            request.app[CLOCK].now(),
-        )
-    return json_response(out)
+    return await answers.answer(request, Status.ACCEPTED)
 
 
 @api.endpoint(
@@ -116,19 +111,9 @@ async def accept(request: web.Request) -> web.Response:
     roles=ANSWERING,
     responses={409: "The offer expired or was withdrawn"},
 )
+@self_authenticating
 async def decline(request: web.Request) -> web.Response:
-    body = await read_json(request, Decline) if request.body_exists else Decline()
-    async with request.app[POOL].acquire() as con:
-        out = await store.decline(
-            con,
-            principal(request),
-            audit_ctx(request),
-            request.match_info["id"],
-            body.reason,
-            request.app[CLOCK].now(),
-            debounce_s=_debounce(request),
-        )
-    return json_response(out)
+    return await answers.answer(request, Status.DECLINED)
 
 
 @api.endpoint(

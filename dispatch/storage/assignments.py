@@ -172,28 +172,9 @@ async def _move_returning(
     )
     while True:
         row = await con.fetchrow(Q.get_versioned, assignment_id)
-        if row is None or not _visible(who, row):
-            raise NotFound(f"no assignment {assignment_id!r}")
-        if own_only and who.role is not Role.VOLUNTEER:
-            who.require("incident", Action.WRITE)
-        if not own_only:
-            who.require("incident", Action.WRITE)
-        current = Status(row["status"])
-        if (
-            current is Status.OFFERED
-            and target in (Status.ACCEPTED, Status.DECLINED)
-            and row["offer_deadline"] <= now
-        ):
-            raise Conflict("this offer has expired", extra={"current_status": "expired"})
-        check_move(current, target)
-        new = {
-            **dict(row),
-            **extra,
-            "status": target.value,
-            stamp: now.astimezone(UTC),  # as the database will hand it back
-            "version": row["version"] + 1,
-        }
-        before, after = to_json(row), to_json(new)
+        before, after = planned_move(
+            who, row, assignment_id, target, now, own_only=own_only, changes=extra
+        )
         done = await con.fetchrow(
             sql,
             assignment_id,
@@ -210,6 +191,45 @@ async def _move_returning(
         )
         if done["moved"]:
             return before, after, done["result"]
+
+
+def planned_move(
+    who: Principal,
+    row: Any,
+    assignment_id: str,
+    target: Status,
+    now: datetime,
+    *,
+    own_only: bool,
+    changes: dict[str, Any] | None = None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Check a move on the row as read (``Q.get_versioned``'s columns; ``None`` or an ``id`` of
+    ``None`` if there is no such assignment): visibility (404 without leaking existence), the
+    caller's right, the offer's deadline and the lifecycle. Returns the public views
+    ``(before, after)``; ``after`` is exactly what the database holds once the move is made
+    (it sets only status, its timestamp, the version and ``changes``)."""
+    if row is None or row["id"] is None or not _visible(who, row):
+        raise NotFound(f"no assignment {assignment_id!r}")
+    if not own_only or who.role is not Role.VOLUNTEER:
+        who.require("incident", Action.WRITE)
+    current = Status(row["status"])
+    if (
+        current is Status.OFFERED
+        and target in (Status.ACCEPTED, Status.DECLINED)
+        and row["offer_deadline"] <= now
+    ):
+        raise Conflict("this offer has expired", extra={"current_status": "expired"})
+    check_move(current, target)
+    before = to_json(row)
+    # The public view names the settable columns as they are named in the table.
+    after = {
+        **before,
+        **(changes or {}),
+        "status": target.value,
+        STAMP[target]: now.astimezone(UTC).isoformat(),  # as the database will hand it back
+        "version": row["version"] + 1,
+    }
+    return before, after
 
 
 #: Columns a move may set besides status, its timestamp and the version.
