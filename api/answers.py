@@ -12,17 +12,20 @@ other route keeps the generic middlewares) with the same guarantees and answers:
   is kept under the key, so a retry gets the same refusal;
 - an accepted answer is written in one transaction with its key and finished response, its
   audit row, and for a decline the pair rule and the re-plan request
-  (:mod:`dispatch.storage.answers`): one read and one commit instead of three commits.
+  (:mod:`dispatch.storage.answers`): one read and one commit, each shared with the answers
+  that arrive at the same time (:mod:`dispatch.storage.answer_batch`), instead of three
+  commits; the response is sent once that commit is done.
 """
 
 from __future__ import annotations
 
 import hashlib
+from datetime import timedelta
 
 from aiohttp import web
 
 from api.http import dumps, read_body
-from api.keys import CLOCK, POOL, PRINCIPAL, REQUEST_ID, SETTINGS
+from api.keys import ANSWER_READS, ANSWERS, CLOCK, POOL, PRINCIPAL, REQUEST_ID, SETTINGS
 from api.middleware import bearer_secret, check_key_length, replayed
 from api.problems import from_domain
 from dispatch.assignments import Decline, Status
@@ -61,49 +64,43 @@ async def answer(request: web.Request, target: Status) -> web.Response:
     assignment_id = request.match_info["id"]
     app = request.app
     token_hash = hash_secret(secret)
-    async with app[POOL].acquire() as con:
-        while True:
-            seen = await store.read(con, token_hash, keyed.key if keyed else None, assignment_id)
-            if seen is None:
-                raise Unauthenticated("the token is unknown or revoked")
-            who = request[PRINCIPAL] = seen.principal
-            if key is not None and keyed is None:
-                check_key_length(key)  # after authentication, as for every other POST
-            if seen.stored is not None and keyed is not None:
-                s = seen.stored
-                return replayed(
-                    s.request_hash, s.status_code, s.body, s.content_type, keyed.key, keyed.digest
-                )
-            now = app[CLOCK].now()
-            try:
-                reason = _reason(request, raw) if target is Status.DECLINED else ""
-                planned = store.plan(seen, assignment_id, target, reason, now)
-            except DomainError as exc:
-                refusal = from_domain(exc, request)
-                if keyed is None:
-                    return refusal
-                body = refusal.body if isinstance(refusal.body, bytes) else b""
-                ctype = refusal.headers.get("Content-Type", "application/problem+json")
-                if await store.refuse(con, who, keyed, refusal.status, body, ctype):
-                    return refusal
-                continue  # the key was taken meanwhile: replay what it holds
-            body = dumps(planned.after).encode()
-            ctx = AuditContext(
-                actor=who.actor,
-                actor_role=who.role.value,
-                request_id=request.get(REQUEST_ID),
-                at=now,
+    wanted = store.Wanted(token_hash, keyed.key if keyed else None, assignment_id)
+    while True:
+        # Read and stored together with the answers arriving at the same time.
+        seen = await app[ANSWER_READS].read(wanted)
+        if seen is None:
+            raise Unauthenticated("the token is unknown or revoked")
+        who = request[PRINCIPAL] = seen.principal
+        if key is not None and keyed is None:
+            check_key_length(key)  # after authentication, as for every other POST
+        if seen.stored is not None and keyed is not None:
+            s = seen.stored
+            return replayed(
+                s.request_hash, s.status_code, s.body, s.content_type, keyed.key, keyed.digest
             )
-            outcome = await store.commit(
-                con,
-                who,
-                ctx,
-                planned,
-                keyed,
-                body,
-                JSON,
-                now,
-                debounce_s=app[SETTINGS].replan_debounce_s,
-            )
-            if outcome is store.Outcome.DONE:
-                return web.Response(body=body, headers={"Content-Type": JSON})
+        now = app[CLOCK].now()
+        try:
+            reason = _reason(request, raw) if target is Status.DECLINED else ""
+            planned = store.plan(seen, assignment_id, target, reason, now)
+        except DomainError as exc:
+            refusal = from_domain(exc, request)
+            if keyed is None:
+                return refusal
+            body = refusal.body if isinstance(refusal.body, bytes) else b""
+            ctype = refusal.headers.get("Content-Type", "application/problem+json")
+            async with app[POOL].acquire() as con:
+                kept = await store.refuse(con, who, keyed, refusal.status, body, ctype)
+            if kept:
+                return refusal
+            continue  # the key was taken meanwhile: replay what it holds
+        body = dumps(planned.after).encode()
+        ctx = AuditContext(
+            actor=who.actor,
+            actor_role=who.role.value,
+            request_id=request.get(REQUEST_ID),
+            at=now,
+        )
+        due = now + timedelta(seconds=app[SETTINGS].replan_debounce_s)
+        outcome = await app[ANSWERS].store(store.Answer(who, ctx, planned, keyed, body, JSON, due))
+        if outcome is store.Outcome.DONE:
+            return web.Response(body=body, headers={"Content-Type": JSON})

@@ -12,6 +12,8 @@ from aiohttp import web
 
 from api import middleware
 from api.keys import (
+    ANSWER_READS,
+    ANSWERS,
     CLOCK,
     DSN,
     ENGINE,
@@ -49,6 +51,7 @@ from dispatch.services.audit_sealer import AuditSealer
 from dispatch.services.engine import Engine, EngineConfig
 from dispatch.services.runner import LiveRunner
 from dispatch.services.webhook_dispatcher import webhook_service
+from dispatch.storage.answer_batch import AnswerBatch, ReadBatch
 from dispatch.storage.database import create_pool, database_url, migrate_dsn
 
 log = logging.getLogger("muster.api")
@@ -95,6 +98,20 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
             yield
         finally:
             await pool.close()
+
+
+async def _answers(app: web.Application) -> AsyncIterator[None]:
+    """Answers read and stored in batches (``app[ANSWER_READS]``, ``app[ANSWERS]``: group
+    commit); on the way out, what they hold is done."""
+    reads = ReadBatch(app[POOL])
+    batch = AnswerBatch(app[POOL], observe=app[METRICS].answer_batch_size.observe)
+    app[ANSWER_READS] = reads
+    app[ANSWERS] = batch
+    try:
+        yield
+    finally:
+        await reads.close()
+        await batch.close()
 
 
 async def _engine(app: web.Application) -> AsyncIterator[None]:
@@ -206,6 +223,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     for api in apis:
         app.add_routes(api.routes)
     app.cleanup_ctx.append(_database)
+    app.cleanup_ctx.append(_answers)
     app.cleanup_ctx.append(_audit_sealer)
     app.cleanup_ctx.append(_engine)
     app.cleanup_ctx.append(_webhooks)

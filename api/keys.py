@@ -8,6 +8,7 @@ from aiohttp import web
 
 from dispatch.access import Principal
 from dispatch.config import Settings
+from dispatch.storage.answer_batch import AnswerBatch, ReadBatch
 
 SETTINGS = web.AppKey("settings", Settings)
 POOL = web.AppKey("pool", Any)  # asyncpg.Pool (asyncpg ships no type stubs)
@@ -25,3 +26,5 @@ ENGINE = web.AppKey("engine", Any)  # dispatch.services.engine.Engine
 RUNNER = web.AppKey("runner", Any)  # dispatch.services.runner.LiveRunner | None
 WEBHOOKS = web.AppKey("webhooks", Any)  # dispatch.services.webhook_dispatcher.WebhookDispatcher
 STREAMS = web.AppKey("streams", Any)  # api.streams.StreamHub
+ANSWERS = web.AppKey("answers", AnswerBatch)
+ANSWER_READS = web.AppKey("answer_reads", ReadBatch)

@@ -1,4 +1,4 @@
-"""Prometheus metrics: request counts and latencies per route."""
+"""Prometheus metrics: request counts and latencies per route, answer batch sizes."""
 
 from __future__ import annotations
 
@@ -35,6 +35,12 @@ class Metrics:
             ["method", "route"],
             registry=self.registry,
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+        )
+        self.answer_batch_size = Histogram(
+            "muster_answer_batch_size",
+            "Answers to offers stored together in one transaction (group commit)",
+            registry=self.registry,
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
         )
         # Labelled children by label values: ``labels()`` validates and locks on every call.
         self._counters: dict[tuple[str, str, int], Any] = {}

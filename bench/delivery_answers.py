@@ -7,18 +7,25 @@ does one INSERT per request (same pool size, also in a child process): the ceili
 could reach on this machine. Prints throughput, p50/p99 latency of both and their ratio
 (target: answers at ≥ 50 % of the ceiling's throughput).
 
-How an answer travels (``api/answers.py``, ``dispatch/storage/answers.py``, migration 0011):
-the two answer routes authenticate and honour ``Idempotency-Key`` themselves — one read-only
-round trip for the token, what the key holds and the offer's row version; the checks and the
-response body in Python; then one call of ``answer_offer()``, one transaction and one commit
-(one WAL flush), that moves exactly the version read, stores the key with the finished
-response, appends the audit row, and for a decline records the pair rule and requests (or
-holds) the re-plan. Every other POST keeps the generic middleware path (claim, run, store: three
-commits). At commit the audit row is sealed into the hash chain when the chain's lock is free
-(migration 0010: a commit that finds it taken does not wait; the next sealer, or the sweeper,
-seals its row), and the ``assignment_events`` trigger notifies coordinator streams. PostgreSQL
-serialises the commits of notifying transactions (a lock held through the WAL flush), so
-answers do not share WAL flushes the way the ceiling's plain INSERTs do.
+How an answer travels (``api/answers.py``, ``dispatch/storage/answers.py``,
+``dispatch/storage/answer_batch.py``, migration 0012): the two answer routes authenticate and
+honour ``Idempotency-Key`` themselves. The answers arriving together are read together — one
+round trip for their tokens, what their keys hold and the offers' row versions; the checks and
+the response body in Python, per request; then the planned answer joins the instance's answer
+batch (group commit). One writer task
+stores a batch with one call of ``answer_offers()`` — one transaction, one commit (one WAL
+flush), one UPDATE of the offers (so the ``assignment_events`` trigger notifies coordinator
+streams once a batch) — and, while that commit runs, the answers arriving meanwhile gather for
+the next one (no timer: a lone answer is written at once). Per answer, the function moves
+exactly the version read, stores the key with the finished response, appends the audit row,
+and for a decline records the pair rule; the batch's declines request (or hold) one re-plan.
+An answer whose row changed or whose key was taken meanwhile writes nothing and its request
+reads again; a batch that fails as a whole is written again answer by answer. Each response is
+sent after its batch committed. Every other POST keeps the generic middleware path (claim,
+run, store: three commits). At commit the batch's audit rows are sealed into the hash chain
+when the chain's lock is free (migration 0010; a commit that finds it taken does not wait; the
+next sealer, or the sweeper, seals its rows). The table reports how many answers the measured
+rounds' batches held (from the app's ``muster_answer_batch_size`` histogram on ``/metrics``).
 
 A third figure, also from the same run, splits the gap: the bare server running only an
 answer's database transaction (lock the offer, update it, append the audit row, commit) — what
@@ -28,8 +35,8 @@ The load generator is a minimal keep-alive HTTP/1.1 client on raw asyncio stream
 connection per concurrent worker, so that its own CPU use (it shares the machine's cores with
 both servers and PostgreSQL) stays small next to the servers'. The engine is off in the app:
 declines request a re-plan (a row), but no solver runs during the measurement. The volunteers'
-tokens count as recently used (they are connected to their stream, which is how the offer
-reached them), so authentication does not also stamp ``last_used_at`` on every answer.
+tokens start unused, so authentication stamps ``last_used_at`` (at most once a minute per
+token) as it would for a volunteer answering their first offer.
 """
 
 from __future__ import annotations
@@ -218,6 +225,40 @@ def ceiling_server(dsn: str, port: int, pool_max: int) -> None:
     web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
 
 
+async def batch_sizes(served: Served) -> dict[str, float]:
+    """The app's answer batch-size histogram (``muster_answer_batch_size``) from ``/metrics``:
+    cumulative count per bucket bound, plus ``sum`` and ``count``."""
+    import aiohttp
+
+    out: dict[str, float] = {}
+    async with aiohttp.ClientSession() as session, session.get(f"{served.url}/metrics") as r:
+        text = await r.text()
+    for line in text.splitlines():
+        if line.startswith("muster_answer_batch_size_bucket"):
+            bound = line.split('le="', 1)[1].split('"', 1)[0]
+            out[bound] = float(line.rsplit(" ", 1)[1])
+        elif line.startswith(("muster_answer_batch_size_sum", "muster_answer_batch_size_count")):
+            out[line.split(" ", 1)[0].rsplit("_", 1)[1]] = float(line.rsplit(" ", 1)[1])
+    return out
+
+
+def describe_batches(before: dict[str, float], after: dict[str, float]) -> list[tuple[str, str]]:
+    """Mean batch size over the measured rounds, and bucket bounds of the median and largest."""
+    n = after.get("count", 0) - before.get("count", 0)
+    if n <= 0:
+        return [("answer batches (transactions)", "0")]
+    mean = (after["sum"] - before["sum"]) / n
+    bounds = [b for b in after if b not in ("sum", "count")]
+    delta = {b: after[b] - before.get(b, 0) for b in bounds}
+    median = next(b for b in bounds if delta[b] >= n / 2)
+    largest = next(b for b in bounds if delta[b] >= n)
+    return [
+        ("answer batches (transactions) in the measured rounds", f"{n:.0f}"),
+        ("answers a batch: mean", f"{mean:.1f}"),
+        ("answers a batch: median / largest (histogram bucket, ≤)", f"{median} / {largest}"),
+    ]
+
+
 def describe(name: str, r: Result) -> list[tuple[str, str]]:
     other = {k: v for k, v in r.statuses.items() if k not in (200, 201)}
     return [
@@ -263,7 +304,6 @@ async def run(
             "CREATE TABLE bench_ceiling (id bigserial PRIMARY KEY, reason text,"
             " at timestamptz NOT NULL)"
         )
-        await con.execute("UPDATE api_tokens SET last_used_at = now()")
         await con.close()
         all_answers = answers(seeded.offers, seeded.tokens, mix)
         half = n_offers + warmup
@@ -288,6 +328,7 @@ async def run(
             await drive(bare, inserts(warmup, tokens), concurrency)
             await drive(bare, tx_warm, concurrency)
             await drive(app, warm, concurrency)
+            batches_before = await batch_sizes(app)
             parts: dict[str, list[Result]] = {"ceiling": [], "tx": [], "app": []}
             for tx_part, app_part in zip(
                 chunks(tx_measured, rounds), chunks(measured, rounds), strict=True
@@ -297,6 +338,7 @@ async def run(
                 )
                 parts["tx"].append(await drive(bare, tx_part, concurrency))
                 parts["app"].append(await drive(app, app_part, concurrency))
+            batches = describe_batches(batches_before, await batch_sizes(app))
         ceiling, bare_tx, real = (merge(parts[k]) for k in ("ceiling", "tx", "app"))
 
         # Every measured answer must have been applied exactly once.
@@ -327,6 +369,7 @@ async def run(
                 f"{counts.get('accepted', 0)} / {counts.get('declined', 0)}",
             ),
             ("audit entries for answers through the app (incl. warm-up)", str(audited)),
+            *batches,
             (
                 "per-round answers ÷ ceiling",
                 " ".join(

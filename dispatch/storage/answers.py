@@ -4,15 +4,18 @@ The generic way a POST with an ``Idempotency-Key`` runs costs three commits: the
 claimed (one commit), the use case runs (another), the response is stored (a third). An answer
 is the one write volunteers make in bulk, so it takes a shorter road with the same guarantees:
 
-1. :func:`read` — one read-only round trip: the token, what the key already holds, and the
-   offer with its row version.
+1. :func:`read_many` — one round trip for the answers that arrive together (the instance's
+   read batch, :mod:`dispatch.storage.answer_batch`): for each, the token, what its key
+   already holds, and the offer with its row version.
 2. :func:`plan` — the checks of any move (:func:`assignments.planned_move`), in Python, on
    that version; the finished response body is then known before anything is written.
-3. :func:`commit` — one round trip and one commit (``answer_offer``, migration 0011): the move
-   of exactly the version read, the key with the finished response, the audit row, and for a
-   decline the pair rule and the re-plan request. All of it or nothing: if the row changed
-   meanwhile, or the key was taken by a concurrent request, nothing is written and the caller
-   reads again (and then replays, refuses, or answers anew).
+3. :func:`commit` — one round trip and one commit (``answer_offers``, migration 0012) for a
+   batch of answers (:mod:`dispatch.storage.answer_batch` gathers the answers that arrive
+   together): for each, the move of exactly the version read, the key with the finished
+   response, the audit row, and for a decline the pair rule; one re-plan request for the
+   batch's declines. Each answer is all or nothing: if its row changed meanwhile, or its key
+   was taken by a concurrent request, nothing is written for it and its caller reads again
+   (and then replays, refuses, or answers anew).
 
 A refused answer (404, 409...) is kept under its key with :func:`refuse`, as the generic
 middleware keeps any client error, so a retry gets the same refusal.
@@ -20,9 +23,11 @@ middleware keeps any client error, so a retry gets the same refusal.
 
 from __future__ import annotations
 
+import json
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from enum import Enum
 from typing import Any
 
@@ -35,9 +40,6 @@ from dispatch.storage.assignments import planned_move
 from dispatch.storage.queries import queries
 
 Q = queries("answers")
-
-#: The SQLSTATE ``answer_offer`` raises when the Idempotency-Key was taken meanwhile.
-KEY_TAKEN = "MU409"
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,15 +80,39 @@ class Outcome(Enum):
     RETRY = "retry"  # nothing written: the row changed or the key was taken; read again
 
 
+@dataclass(frozen=True, slots=True)
+class Wanted:
+    """What one answer reads first: its token's hash, its Idempotency-Key, the offer's id."""
+
+    token_hash: bytes
+    key: str | None
+    assignment_id: str
+
+
 async def read(
     con: asyncpg.Connection, token_hash: bytes, key: str | None, assignment_id: str
 ) -> Seen | None:
     """The caller behind ``token_hash``, what ``key`` holds, the offer as it is now.
 
     ``None`` if the token is unknown or revoked."""
-    row = await con.fetchrow(Q.read, token_hash, key, assignment_id)
-    if row is None:
-        return None
+    return (await read_many(con, [Wanted(token_hash, key, assignment_id)]))[0]
+
+
+async def read_many(con: asyncpg.Connection, wanted: Sequence[Wanted]) -> list[Seen | None]:
+    """:func:`read` for many answers in one round trip; one result each, in order."""
+    rows = await con.fetch(
+        Q.read,
+        [w.token_hash for w in wanted],
+        [w.key for w in wanted],
+        [w.assignment_id for w in wanted],
+    )
+    out: list[Seen | None] = [None] * len(wanted)
+    for row in rows:
+        out[row["req"] - 1] = _seen(row)
+    return out
+
+
+def _seen(row: Any) -> Seen:
     who = Principal(
         token_id=str(row["token_id"]),
         role=Role(row["token_role"]),
@@ -127,51 +153,54 @@ class Keyed:
     digest: str
 
 
-async def commit(
-    con: asyncpg.Connection,
-    who: Principal,
-    ctx: AuditContext,
-    planned: Planned,
-    keyed: Keyed | None,
-    body: bytes,
-    content_type: str,
-    now: datetime,
-    *,
-    debounce_s: float,
-) -> Outcome:
-    """Store the answer, its audit row, the key's response (and for a decline the pair rule and
-    the re-plan request) in one transaction; :attr:`Outcome.RETRY` if nothing was written.
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A planned answer ready to be stored: what :func:`commit` writes for one request.
 
-    ``body`` is the response: ``planned.after`` as JSON (also the audit entry's ``after``).
-    Runs outside any transaction (the function's statement is the transaction)."""
+    ``body`` is the response, ``planned.after`` as JSON (also the audit entry's ``after``);
+    ``ctx.at`` is the moment of the answer (its ``accepted_at`` / ``declined_at``); a decline
+    asks for a re-plan due at ``replan_due``."""
+
+    who: Principal
+    ctx: AuditContext
+    planned: Planned
+    keyed: Keyed | None
+    body: bytes
+    content_type: str
+    replan_due: datetime
+
+
+async def commit(con: asyncpg.Connection, items: Sequence[Answer]) -> list[Outcome]:
+    """Store ``items`` in one transaction (``answer_offers``, migration 0012); one outcome an
+    item, in order.
+
+    Each item is all or nothing: its move, the key's response, its audit row (and for a decline
+    the pair rule; the batch's declines make one re-plan request). :attr:`Outcome.RETRY` means
+    nothing was written for that item (its row changed since the read, or its key was taken).
+    Runs outside any transaction (the function's statement is the transaction); an error
+    rolls back every item."""
     assert not con.is_in_transaction()
-    try:
-        outcome = await con.fetchval(
-            Q.answer,
-            planned.assignment_id,
-            planned.xmin,
-            planned.target.value,
-            now,
-            planned.reason,
-            ctx.actor,
-            ctx.actor_role,
-            planned.before,
-            body.decode(),  # the response body is ``after`` as JSON
-            ctx.request_id,
-            uuid.UUID(who.token_id),
-            keyed.key if keyed else None,
-            keyed.method if keyed else None,
-            keyed.path if keyed else None,
-            keyed.digest if keyed else None,
-            body,
-            content_type,
-            now + timedelta(seconds=debounce_s),
-        )
-    except asyncpg.PostgresError as exc:
-        if getattr(exc, "sqlstate", None) == KEY_TAKEN:
-            return Outcome.RETRY
-        raise
-    return Outcome.RETRY if outcome == "stale" else Outcome.DONE
+    words = await con.fetchval(
+        Q.answer_batch,
+        [a.planned.assignment_id for a in items],
+        [a.planned.xmin for a in items],
+        [a.planned.target.value for a in items],
+        [a.ctx.at for a in items],
+        [a.planned.reason for a in items],
+        [a.ctx.actor for a in items],
+        [a.ctx.actor_role for a in items],
+        [json.dumps(a.planned.before) for a in items],
+        [a.ctx.request_id for a in items],
+        [uuid.UUID(a.who.token_id) for a in items],
+        [a.keyed.key if a.keyed else None for a in items],
+        [a.keyed.method if a.keyed else None for a in items],
+        [a.keyed.path if a.keyed else None for a in items],
+        [a.keyed.digest if a.keyed else None for a in items],
+        [a.body for a in items],
+        [a.content_type for a in items],
+        [a.replan_due for a in items],
+    )
+    return [Outcome.RETRY if w in ("stale", "taken") else Outcome.DONE for w in words]
 
 
 async def refuse(

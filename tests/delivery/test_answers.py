@@ -138,10 +138,8 @@ async def test_an_answer_whose_key_is_taken_meanwhile_writes_nothing(
         who = seen.principal
         ctx = AuditContext(who.actor, who.role.value, "r-1", now)
         body = json.dumps(planned.after).encode()
-        outcome = await answers.commit(
-            con, who, ctx, planned, keyed, body, "application/json", now, debounce_s=1.0
-        )
-        assert outcome is answers.Outcome.RETRY
+        item = answers.Answer(who, ctx, planned, keyed, body, "application/json", now)
+        assert await answers.commit(con, [item]) == [answers.Outcome.RETRY]
     assert await _written(pool, offer["id"]) == {"status": "offered", "audited": 0, "rules": 0}
     assert await pool.fetchval("SELECT generation FROM engine_state") == before
 
@@ -159,8 +157,7 @@ async def test_an_answer_to_a_row_changed_since_the_read_writes_nothing(
         await w.cancel(offer["id"])  # the coordinator withdraws the offer meanwhile
         who = seen.principal
         keyed = answers.Keyed("k-2", "POST", f"/v1/assignments/{offer['id']}/accept", "d")
-        outcome = await answers.commit(
-            con,
+        item = answers.Answer(
             who,
             AuditContext(who.actor, who.role.value, None, now),
             planned,
@@ -168,9 +165,8 @@ async def test_an_answer_to_a_row_changed_since_the_read_writes_nothing(
             json.dumps(planned.after).encode(),
             "application/json",
             now,
-            debounce_s=1.0,
         )
-        assert outcome is answers.Outcome.RETRY
+        assert await answers.commit(con, [item]) == [answers.Outcome.RETRY]
     assert await _written(pool, offer["id"]) == {"status": "cancelled", "audited": 0, "rules": 0}
     assert await pool.fetchval("SELECT count(*) FROM idempotency_keys WHERE key = 'k-2'") == 0
     # Through the API the answer is then the clear conflict.
