@@ -24,6 +24,10 @@
 -- Locks are taken in one order in every batch: the offers by id, the keys by (token, key), the
 -- pair rules by (person, incident), the engine's row last (as every re-plan request does).
 
+-- The one-answer function of 0011 has no caller any more: every answer goes through a batch.
+DROP FUNCTION answer_offer(text, xid, text, timestamptz, text, text, text, jsonb, jsonb, text,
+                           uuid, text, text, text, text, bytea, text, timestamptz);
+
 CREATE FUNCTION answer_offers(
     p_ids           text[],
     p_xmins         xid[],
