@@ -14,6 +14,7 @@ from api import middleware
 from api.keys import (
     ANSWER_READS,
     ANSWERS,
+    AUDIT_SEALER,
     CLOCK,
     DSN,
     ENGINE,
@@ -180,7 +181,7 @@ async def _drills(app: web.Application) -> AsyncIterator[None]:
 
 async def _audit_sealer(app: web.Application) -> AsyncIterator[None]:
     """Seals audit rows that committed while another commit was sealing (migration 0010)."""
-    sealer = AuditSealer(app[POOL])
+    sealer = app[AUDIT_SEALER] = AuditSealer(app[POOL])
     await sealer.start()
     try:
         yield

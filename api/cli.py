@@ -53,13 +53,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     app = create_app(settings)
     # Appended after create_app, so it runs once the database cleanup context is up.
     app.on_startup.append(_first_start_hint(settings))
-    print(f"Muster listening on http://{settings.host}:{settings.port}", file=sys.stderr)
+    listening = f"Muster listening on http://{settings.host}:{settings.port}"
     web.run_app(
         app,
         host=settings.host,
         port=settings.port,
         shutdown_timeout=settings.shutdown_timeout_s,
-        print=None,
+        # run_app prints once the site listens (start-up hooks, migrations included, are done)
+        print=lambda _banner: print(listening, file=sys.stderr, flush=True),
         access_log=None,
     )
     return 0

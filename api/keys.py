@@ -8,11 +8,13 @@ from aiohttp import web
 
 from dispatch.access import Principal
 from dispatch.config import Settings
+from dispatch.services.audit_sealer import AuditSealer
 from dispatch.storage.answer_batch import AnswerBatch, ReadBatch
 
 SETTINGS = web.AppKey("settings", Settings)
 POOL = web.AppKey("pool", Any)  # asyncpg.Pool (asyncpg ships no type stubs)
 DSN = web.AppKey("dsn", str)
+AUDIT_SEALER = web.AppKey("audit_sealer", AuditSealer)
 METRICS = web.AppKey("metrics", Any)
 OPENAPI = web.AppKey("openapi", dict)
 

@@ -173,6 +173,19 @@ class StreamHub:
         self._fetcher: asyncio.Task[None] | None = None
         #: Outbox queries run by the fetcher (observability and tests).
         self.batches = 0
+        self._changed = asyncio.Event()  # replaced (after being set) on every change
+
+    def _change(self) -> None:
+        """Wake :meth:`until`: connections, watchers or queued messages changed."""
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def until(self, predicate: Callable[[], bool]) -> None:
+        """Return once ``predicate()`` holds, checked again after every change of the registry
+        or of what connections have queued (e.g. "4 connections open"). No deadline here: the
+        caller bounds the wait (``asyncio.wait_for``)."""
+        while not predicate():
+            await self._changed.wait()
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -214,6 +227,7 @@ class StreamHub:
         """Register a volunteer connection."""
         r = Recipient(person_id)
         self._recipients.setdefault(person_id, set()).add(r)
+        self._change()
         return r
 
     def disconnect(self, r: Recipient) -> None:
@@ -223,16 +237,19 @@ class StreamHub:
             group.discard(r)
             if not group:
                 del self._recipients[r.person_id]
+        self._change()
 
     def watch(self, who: Principal) -> Watcher:
         """Register a coordinator stream."""
         w = Watcher(who)
         self._watchers.add(w)
+        self._change()
         return w
 
     def unwatch(self, w: Watcher) -> None:
         """Forget a coordinator stream."""
         self._watchers.discard(w)
+        self._change()
 
     def track(self, ws: web.WebSocketResponse) -> None:
         """Remember a WebSocket so shutdown can close it properly."""
@@ -246,6 +263,11 @@ class StreamHub:
     def connections(self) -> int:
         """Open volunteer connections on this instance."""
         return sum(len(g) for g in self._recipients.values())
+
+    @property
+    def watchers(self) -> int:
+        """Open coordinator streams on this instance."""
+        return len(self._watchers)
 
     # --- delivery -------------------------------------------------------------------------
 
@@ -321,6 +343,7 @@ class StreamHub:
                     r.wake.set()
                 elif r.take(envelopes):
                     r.wake.set()
+        self._change()
 
     # --- notifications --------------------------------------------------------------------
 

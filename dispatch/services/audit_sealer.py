@@ -30,6 +30,15 @@ class AuditSealer:
         self.interval_s = interval_s
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._swept = asyncio.Event()  # set (and replaced) after every pass of the loop
+
+    async def next_sweep(self) -> None:
+        """Return after the background loop's next pass (whether it sealed anything or not)."""
+        await self._swept.wait()
+
+    def _passed(self) -> None:
+        self._swept.set()
+        self._swept = asyncio.Event()
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="audit-sealer")
@@ -55,5 +64,7 @@ class AuditSealer:
                 # The pool closing under us or the server gone: try again next tick.
                 log.warning("audit sweep failed: %s", exc)
                 continue
+            finally:
+                self._passed()
             if sealed:
                 log.debug("sealed %d pending audit rows", sealed)

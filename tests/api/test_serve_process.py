@@ -8,17 +8,17 @@ from __future__ import annotations
 
 import os
 import re
+import select
 import shutil
 import signal
 import socket
 import subprocess
 import sys
-import time
+import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -59,29 +59,54 @@ def _pid_alive(pid: int) -> bool:
     return state != "Z"
 
 
-def _wait_for(what: str, check: object, deadline_s: float) -> None:
-    deadline = time.monotonic() + deadline_s
-    while time.monotonic() < deadline:
-        if check():  # type: ignore[operator]
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {deadline_s}s waiting for {what}")
+def _wait_exit(what: str, pid: int, deadline_s: float) -> None:
+    """Block until process ``pid`` (not our child) has exited: its pidfd becomes readable."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return  # gone already
+    try:
+        readable, _, _ = select.select([fd], [], [], deadline_s)
+    finally:
+        os.close(fd)
+    if not readable and _pid_alive(pid):  # a zombie counts as gone (see _pid_alive)
+        raise AssertionError(f"timed out after {deadline_s}s waiting for {what}")
 
 
-@dataclass
+LISTENING = "Muster listening on"
+
+
 class Served:
-    """A running ``muster serve`` subprocess whose output goes to files."""
+    """A running ``muster serve`` subprocess; a thread copies its output to a log file and
+    tells when the server listens (or the process ends)."""
 
-    proc: subprocess.Popen[bytes]
-    port: int
-    log: Path
+    def __init__(self, proc: subprocess.Popen[bytes], port: int, log: Path) -> None:
+        self.proc = proc
+        self.port = port
+        self.log = log
+        self.lines: list[str] = []
+        self.listening = threading.Event()
+        self._copier = threading.Thread(target=self._copy, daemon=True)
+        self._copier.start()
+
+    def _copy(self) -> None:
+        assert self.proc.stdout is not None
+        with self.log.open("a") as out:
+            for raw in self.proc.stdout:
+                line = raw.decode(errors="replace")
+                self.lines.append(line)
+                out.write(line)
+                out.flush()
+                if line.startswith(LISTENING):
+                    self.listening.set()
+        self.listening.set()  # output ended: the process is going; wait_ready tells which
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def output(self) -> str:
-        return self.log.read_text(errors="replace")
+        return "".join(self.lines)
 
     def get(self, path: str, token: str | None = None) -> tuple[int, bytes]:
         req = urllib.request.Request(self.url + path)
@@ -94,48 +119,47 @@ class Served:
             return exc.code, exc.read()
 
     def wait_ready(self) -> None:
-        deadline = time.monotonic() + START_DEADLINE_S
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"serve exited with {self.proc.returncode}:\n{self.output()}")
-            try:
-                if self.get("/readyz")[0] == 200:
-                    return
-            except OSError:
-                pass  # not listening yet
-            time.sleep(0.1)
-        raise AssertionError(f"/readyz not 200 within {START_DEADLINE_S}s:\n{self.output()}")
+        """Wait for the 'listening' line (the database is migrated and the site is up before
+        it is printed), then /readyz must answer 200 at once."""
+        if not self.listening.wait(START_DEADLINE_S):
+            raise AssertionError(f"/readyz not 200 within {START_DEADLINE_S}s:\n{self.output()}")
+        if self.proc.poll() is not None or LISTENING not in self.output():
+            self.proc.wait(timeout=STOP_DEADLINE_S)
+            raise AssertionError(f"serve exited with {self.proc.returncode}:\n{self.output()}")
+        status, body = self.get("/readyz")
+        assert status == 200, (status, body, self.output())
 
     def stop(self, sig: int = signal.SIGTERM) -> int:
         self.proc.send_signal(sig)
         try:
-            return self.proc.wait(timeout=STOP_DEADLINE_S)
+            code = self.proc.wait(timeout=STOP_DEADLINE_S)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
             raise AssertionError(f"serve ignored signal {sig}:\n{self.output()}") from None
+        self._copier.join(STOP_DEADLINE_S)  # the last lines are in output() too
+        return code
 
 
 @contextmanager
 def serve(data_dir: Path, log: Path, database_url: str | None = None) -> Iterator[Served]:
     port = _free_port()
-    with log.open("ab") as out:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "api.cli",
-                "serve",
-                "--port",
-                str(port),
-                "--data-dir",
-                str(data_dir),
-            ],
-            env=_env(database_url),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            cwd=ROOT,
-        )
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "api.cli",
+            "serve",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(data_dir),
+        ],
+        env=_env(database_url),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        cwd=ROOT,
+    )
     served = Served(proc, port, log)
     try:
         yield served
@@ -192,18 +216,17 @@ def test_serve_on_embedded_postgres_becomes_ready_and_stops_it_on_sigterm(tmp_pa
 
         code = first.stop(signal.SIGTERM)
         assert code == 0, first.output()
-        _wait_for("postmaster.pid to go", lambda: not (pgdata / "postmaster.pid").exists(), 30)
-        _wait_for("the embedded postgres to exit", lambda: not _pid_alive(postmaster), 30)
+        _wait_exit("the embedded postgres to exit", postmaster, 30)
+        assert not (pgdata / "postmaster.pid").exists()
 
     # A second start on the same data dir finds the admin token: no hint; SIGINT stops it too.
-    log.write_text("")
     with serve(data_dir, log) as second:
         second.wait_ready()
         postmaster = _postmaster_pid(pgdata)
         assert second.get("/v1/tokens", token)[0] == 200
         assert "No admin token exists yet" not in second.output()
         assert second.stop(signal.SIGINT) == 0, second.output()
-        _wait_for("the embedded postgres to exit", lambda: not _pid_alive(postmaster), 30)
+        _wait_exit("the embedded postgres to exit", postmaster, 30)
         assert not (pgdata / "postmaster.pid").exists()
 
 

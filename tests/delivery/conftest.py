@@ -212,12 +212,3 @@ async def open_sse(
     first = await reader.next()
     assert first is not None and first.retry == 3000
     return reader
-
-
-async def wait_until(predicate: Any, within: float = WAIT_S) -> None:
-    """Poll an async predicate until it holds (deadline, no fixed sleep)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while not await predicate():
-        assert loop.time() < deadline, "condition not met in time"
-        await asyncio.sleep(0.02)

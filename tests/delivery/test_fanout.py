@@ -5,13 +5,14 @@ batch brings, a batch racing a connection's own replay."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from api.keys import POOL, STREAMS
 from api.streams import FETCH_PER_PERSON
 from dispatch.clock import ManualClock
 from dispatch.storage import engine as engine_store
-from tests.delivery.conftest import make_world, open_sse, wait_until
+from tests.delivery.conftest import WAIT_S, make_world, open_sse
 from tests.delivery.test_streams import send_offers
 
 
@@ -44,10 +45,7 @@ async def test_one_burst_is_read_in_one_query_and_reaches_every_connection_once(
     bob = await open_sse(eng_client, w.h("v-bob"))
     cy = await open_sse(eng_client, w.h("v-cy"))
 
-    async def all_connected() -> bool:
-        return bool(hub.connections == 4)
-
-    await wait_until(all_connected)
+    await asyncio.wait_for(hub.until(lambda: hub.connections == 4), WAIT_S)
     before = hub.batches
     await send_burst(eng_client, clock, ["v-ann", "v-bob", "v-cy"], "burst")
     assert int((await phone.message()).id or 0) == 4
@@ -67,10 +65,7 @@ async def test_a_backlog_larger_than_a_batch_arrives_complete_and_in_order(
     sse = await open_sse(eng_client, w.h("v-ann"))
     hub = eng_client.server.app[STREAMS]
 
-    async def connected() -> bool:
-        return bool(hub.connections == 1)
-
-    await wait_until(connected)
+    await asyncio.wait_for(hub.until(lambda: hub.connections == 1), WAIT_S)
     n = 2 * FETCH_PER_PERSON + 7
     await send_burst(eng_client, clock, ["v-ann"] * n, "many")
     got = [int((await sse.message()).id or 0) for _ in range(n)]
@@ -109,10 +104,7 @@ async def test_a_batch_serves_each_connection_of_a_person_from_its_own_position(
         behind.stale = ahead.stale = False  # as if both had read up to there themselves
         await send_offers(eng_client, clock, "v-ann", 2)  # 4 and 5, notified to the hub
 
-        async def queued() -> bool:
-            return [e["seq"] for e in ahead.inbox] == [4, 5]
-
-        await wait_until(queued)
+        await asyncio.wait_for(hub.until(lambda: [e["seq"] for e in ahead.inbox] == [4, 5]), WAIT_S)
         await hub._fetch(["v-ann"])  # a second read of the same burst changes nothing
         assert [e["seq"] for e in behind.inbox] == [2, 3, 4, 5]
         assert [e["seq"] for e in ahead.inbox] == [4, 5]

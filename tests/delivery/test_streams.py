@@ -20,7 +20,6 @@ from tests.delivery.conftest import (
     WAIT_S,
     make_world,
     open_sse,
-    wait_until,
 )
 
 
@@ -143,11 +142,12 @@ async def test_websocket_resume_with_since_then_live_acks_and_bad_frames(
     [live] = await send_offers(eng_client, clock, "v-ann", 1)
     assert (await asyncio.wait_for(ws.receive_json(), WAIT_S))["seq"] == live == missed[-1] + 1
 
-    async def acked() -> bool:
-        r = await eng_client.get("/v1/me", headers=w.h("v-ann"))
-        return bool((await r.json())["messages"]["last_acked_seq"] == missed[-1])
-
-    await wait_until(acked)
+    # Client frames are handled one after another: the error answering the next frame means
+    # the ack before it is stored.
+    await ws.send_str('{"after": "the ack"}')
+    assert "error" in await asyncio.wait_for(ws.receive_json(), WAIT_S)
+    r = await eng_client.get("/v1/me", headers=w.h("v-ann"))
+    assert (await r.json())["messages"]["last_acked_seq"] == missed[-1]
     await ws.close()
     stored = await pool.fetchval("SELECT last_acked_seq FROM delivery_acks WHERE person_id='v-ann'")
     assert stored == missed[-1]
@@ -176,7 +176,8 @@ async def test_a_message_produced_on_instance_a_reaches_a_client_on_instance_b(
     await w.incident("i-1")
     sse = await open_sse(b, w.h("v-ann"))
     ws = await b.ws_connect("/v1/me/ws", headers=w.h("v-ann"))
-    await wait_until(lambda: _connections(b, 2))
+    hub_b = b.server.app[STREAMS]
+    await asyncio.wait_for(hub_b.until(lambda: hub_b.connections == 2), WAIT_S)
     offer = await w.pin("i-1", "v-ann")  # through instance A's API
     ev = await sse.message()
     assert ev.event == "offer" and ev.json()["payload"]["assignment"] == offer["id"]
@@ -185,10 +186,6 @@ async def test_a_message_produced_on_instance_a_reaches_a_client_on_instance_b(
     assert a.server.app[STREAMS].connections == 0
     sse.close()
     await ws.close()
-
-
-async def _connections(client: Any, n: int) -> bool:
-    return bool(client.server.app[STREAMS].connections == n)
 
 
 async def test_an_idle_sse_connection_gets_heartbeats(
@@ -214,7 +211,7 @@ async def test_the_coordinator_stream_shows_changes_in_scope_only(
     sse = await open_sse(eng_client, bearer(district_a), "/v1/stream")
     obs = await open_sse(eng_client, bearer(observer_a), "/v1/stream")
     whole = await open_sse(eng_client, w.h("coord"), "/v1/stream")
-    await wait_until(lambda: _watchers(eng_client, 3))
+    await _watchers(eng_client, 3)
 
     await w.incident("i-b", street="b-1")  # out of district A's scope
     await w.incident("i-a", street="a-1")
@@ -241,8 +238,10 @@ async def test_the_coordinator_stream_shows_changes_in_scope_only(
     whole.close()
 
 
-async def _watchers(client: Any, n: int) -> bool:
-    return bool(len(client.server.app[STREAMS]._watchers) == n)
+async def _watchers(client: Any, n: int) -> None:
+    """Wait until ``n`` coordinator streams are registered with the app's hub."""
+    hub = client.server.app[STREAMS]
+    await asyncio.wait_for(hub.until(lambda: hub.watchers == n), WAIT_S)
 
 
 async def test_a_stored_plan_is_announced_once_with_its_counts(
@@ -256,7 +255,7 @@ async def test_a_stored_plan_is_announced_once_with_its_counts(
     await emergency(w)
     await w.incident("i-a", n=2)
     sse = await open_sse(eng_client, w.h("coord"), "/v1/stream")
-    await wait_until(lambda: _watchers(eng_client, 1))
+    await _watchers(eng_client, 1)
     clock.advance(timedelta(seconds=2))
     report = await eng_client.server.app[ENGINE].run_due()
     assert report.plan_id is not None
@@ -312,9 +311,5 @@ async def test_listener_reconnects_and_catches_up(
         await admin.close()
     await send_offers(eng_client, clock, "v-ann", 2)
     assert [int((await sse.message()).id or 0) for _ in range(2)] == [1, 2]
-    await wait_until(lambda: _listening(hub))
+    await asyncio.wait_for(hub.listening.wait(), WAIT_S)
     sse.close()
-
-
-async def _listening(hub: Any) -> bool:
-    return bool(hub.listening.is_set())

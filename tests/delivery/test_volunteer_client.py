@@ -21,7 +21,7 @@ import pytest_asyncio
 from api.keys import POOL
 from api.volunteer_client import AnswerRefused, VolunteerClient, describe
 from dispatch.clock import ManualClock
-from tests.delivery.conftest import WAIT_S, World, make_world, wait_until
+from tests.delivery.conftest import WAIT_S, World, make_world
 from tests.delivery.proxy import Proxy
 from tests.delivery.test_streams import send_offers
 
@@ -45,11 +45,20 @@ class Reader:
     def __init__(self, client: VolunteerClient) -> None:
         self.client = client
         self.got: list[dict[str, Any]] = []
+        self.arrived = asyncio.Condition()  # notified on every message, and when the client ends
+        self.ended = False
         self.task = asyncio.create_task(self._run())
 
     async def _run(self) -> None:
-        async for env in self.client.messages():
-            self.got.append(env)
+        try:
+            async for env in self.client.messages():
+                async with self.arrived:
+                    self.got.append(env)
+                    self.arrived.notify_all()
+        finally:
+            async with self.arrived:
+                self.ended = True
+                self.arrived.notify_all()
 
     @property
     def seqs(self) -> list[int]:
@@ -57,13 +66,13 @@ class Reader:
 
     async def until(self, n: int) -> list[dict[str, Any]]:
         """Wait until ``n`` messages in all arrived."""
-
-        async def enough() -> bool:
-            if self.task.done():
-                self.task.result()  # surface the client's error
-            return len(self.got) >= n
-
-        await wait_until(enough)
+        async with self.arrived:
+            await asyncio.wait_for(
+                self.arrived.wait_for(lambda: len(self.got) >= n or self.ended), WAIT_S
+            )
+        if len(self.got) < n:
+            await asyncio.wait_for(self.task, WAIT_S)  # surface the client's error
+            raise AssertionError(f"the client ended after {len(self.got)} of {n} messages")
         return self.got
 
     async def stop(self) -> None:

@@ -151,17 +151,26 @@ async def test_only_one_of_two_instances_plans_and_the_other_takes_over(
     leader_client = one if follower is two else two
 
     # A request made on the follower reaches the leader, which plans (wall clock, real scheduler).
-    await build_city(follower, admin_token, roster(40))
-    await level(follower, admin_token, "a", "II")
-    assert (
-        await follower.post("/v1/incidents", json=FLOOD, headers=bearer(admin_token))
-    ).status == 201
+    # A stored plan is announced on the coordinators' event channel at commit: listen for it.
     con = await asyncpg.connect(db_dsn)
+    planned = asyncio.Event()
+
+    def on_event(_con: Any, _pid: int, _channel: str, payload: str) -> None:
+        if '"plan_stored"' in payload:
+            planned.set()
+
+    await con.add_listener("muster_events", on_event)
     try:
-        deadline = asyncio.get_running_loop().time() + 20
-        while await con.fetchval("SELECT count(*) FROM plans") == 0:
-            assert asyncio.get_running_loop().time() < deadline, "no plan was made"
-            await asyncio.sleep(0.05)
+        await build_city(follower, admin_token, roster(40))
+        await level(follower, admin_token, "a", "II")
+        assert (
+            await follower.post("/v1/incidents", json=FLOOD, headers=bearer(admin_token))
+        ).status == 201
+        try:
+            await asyncio.wait_for(planned.wait(), 20)
+        except TimeoutError:
+            raise AssertionError("no plan was made") from None
+        assert await con.fetchval("SELECT count(*) FROM plans") >= 1
         # The leader stops; the follower takes the lock over.
         await leader_client.close()
         new_leader = follower.server.app[RUNNER]

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from dispatch.storage import engine as store
+from tests.pg_locks import waiting_on_a_lock
 
 T0 = datetime(2026, 7, 14, 9, 0, tzinfo=UTC)
 
@@ -48,14 +49,13 @@ async def test_a_covered_request_holds_the_engine_claim_until_its_commit(pool: A
         # ... but the engine's claim waits until the covered change is committed.
         claim = asyncio.create_task(store.claim_replan(engine))
         pid = engine.get_server_pid()
-        deadline = asyncio.get_running_loop().time() + 10
-        while await other.fetchval(
-            "SELECT wait_event_type IS DISTINCT FROM 'Lock' FROM pg_stat_activity WHERE pid = $1",
+        await waiting_on_a_lock(
+            other,
             pid,
-        ):
-            assert not claim.done(), "the claim got through before the covered change committed"
-            assert asyncio.get_running_loop().time() < deadline, "the claim never waited"
-            await asyncio.sleep(0.01)
+            within=10,
+            what="the claim",
+            went_through=(claim.done, "the claim got through before the covered change committed"),
+        )
         assert not claim.done()
         await tx.commit()
         _, reasons = await asyncio.wait_for(claim, 5)
