@@ -19,52 +19,42 @@ other route keeps the generic middlewares) with the same guarantees and answers:
 
 from __future__ import annotations
 
-import hashlib
 from datetime import timedelta
 
 from aiohttp import web
 
-from api.http import dumps, read_body
-from api.keys import ANSWER_READS, ANSWERS, CLOCK, POOL, PRINCIPAL, REQUEST_ID, SETTINGS
-from api.middleware import bearer_secret, check_key_length, replayed
+from api.context import audit_ctx
+from api.http import dumps, read_body, read_json
+from api.keys import ANSWER_READS, ANSWERS, CLOCK, POOL, PRINCIPAL, SETTINGS
+from api.middleware import (
+    bearer_secret,
+    check_key_length,
+    replayed,
+    request_digest,
+    well_formed_key,
+)
 from api.problems import from_domain
 from dispatch.assignments import Decline, Status
-from dispatch.audit import AuditContext
-from dispatch.errors import DomainError, Unauthenticated, UnsupportedMediaType
+from dispatch.errors import DomainError, Unauthenticated
 from dispatch.storage import answers as store
 from dispatch.tokens import hash_secret
-from dispatch.validation import parse_json
 
 JSON = "application/json; charset=utf-8"
-
-
-def _reason(request: web.Request, raw: bytes) -> str:
-    """The decline's reason from its optional JSON body (415 / 422 like ``read_json``)."""
-    if not request.body_exists:
-        return ""
-    if request.content_type not in ("application/json", "application/merge-patch+json"):
-        raise UnsupportedMediaType(
-            f"expected application/json, got {request.content_type or 'nothing'}"
-        )
-    return parse_json(Decline, raw).reason
 
 
 async def answer(request: web.Request, target: Status) -> web.Response:
     """Accept or decline the offer ``{id}`` for the caller (see the module's docstring)."""
     secret = bearer_secret(request)
+    if request.body_exists:
+        await read_body(request)  # an oversized body is refused (413) before anything else
     key = request.headers.get("Idempotency-Key")
-    usable = key is not None and 1 <= len(key) <= 200
-    raw = await read_body(request) if request.body_exists else b""
     keyed = None
-    if key is not None and usable:
-        digest = hashlib.sha256(
-            b"\n".join([request.method.encode(), request.path_qs.encode(), raw])
-        ).hexdigest()
+    if key is not None and well_formed_key(key):
+        digest = await request_digest(request)
         keyed = store.Keyed(key, request.method, request.path, digest)
     assignment_id = request.match_info["id"]
     app = request.app
-    token_hash = hash_secret(secret)
-    wanted = store.Wanted(token_hash, keyed.key if keyed else None, assignment_id)
+    wanted = store.Wanted(hash_secret(secret), keyed.key if keyed else None, assignment_id)
     while True:
         # Read and stored together with the answers arriving at the same time.
         seen = await app[ANSWER_READS].read(wanted)
@@ -74,13 +64,12 @@ async def answer(request: web.Request, target: Status) -> web.Response:
         if key is not None and keyed is None:
             check_key_length(key)  # after authentication, as for every other POST
         if seen.stored is not None and keyed is not None:
-            s = seen.stored
-            return replayed(
-                s.request_hash, s.status_code, s.body, s.content_type, keyed.key, keyed.digest
-            )
+            return replayed(seen.stored, keyed.key, keyed.digest)
         now = app[CLOCK].now()
         try:
-            reason = _reason(request, raw) if target is Status.DECLINED else ""
+            reason = ""
+            if target is Status.DECLINED and request.body_exists:
+                reason = (await read_json(request, Decline)).reason
             planned = store.plan(seen, assignment_id, target, reason, now)
         except DomainError as exc:
             refusal = from_domain(exc, request)
@@ -94,13 +83,8 @@ async def answer(request: web.Request, target: Status) -> web.Response:
                 return refusal
             continue  # the key was taken meanwhile: replay what it holds
         body = dumps(planned.after).encode()
-        ctx = AuditContext(
-            actor=who.actor,
-            actor_role=who.role.value,
-            request_id=request.get(REQUEST_ID),
-            at=now,
-        )
         due = now + timedelta(seconds=app[SETTINGS].replan_debounce_s)
-        outcome = await app[ANSWERS].store(store.Answer(who, ctx, planned, keyed, body, JSON, due))
+        item = store.Answer(who, audit_ctx(request, at=now), planned, keyed, body, JSON, due)
+        outcome = await app[ANSWERS].store(item)
         if outcome is store.Outcome.DONE:
             return web.Response(body=body, headers={"Content-Type": JSON})

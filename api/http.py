@@ -102,17 +102,25 @@ def encode_cursor(key: Any) -> str:
     return base64.urlsafe_b64encode(json.dumps(key).encode()).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str | None) -> Any:
-    """The key inside a cursor; a malformed one is a 422 on ``cursor``."""
+def decode_cursor(cursor: str | None, of: type[Any] | None = None) -> Any:
+    """The key inside a cursor, which must be an ``of`` when given (e.g. the ``str`` id of a
+    list ordered by id); a malformed one is a 422 on ``cursor``."""
     if cursor is None:
         return None
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
-        return json.loads(base64.urlsafe_b64decode(padded.encode()))
+        key = json.loads(base64.urlsafe_b64decode(padded.encode()))
     except (ValueError, UnicodeDecodeError):
-        raise ValidationFailed(
-            "malformed cursor", errors=[FieldError("/cursor", "not a cursor from this API")]
-        ) from None
+        raise _malformed_cursor() from None
+    if of is not None and key is not None and not isinstance(key, of):
+        raise _malformed_cursor()
+    return key
+
+
+def _malformed_cursor() -> ValidationFailed:
+    return ValidationFailed(
+        "malformed cursor", errors=[FieldError("/cursor", "not a cursor from this API")]
+    )
 
 
 def page(items: list[dict[str, Any]], limit: int, key: str) -> dict[str, Any]:
@@ -121,3 +129,16 @@ def page(items: list[dict[str, Any]], limit: int, key: str) -> dict[str, Any]:
     items = items[:limit]
     nxt = encode_cursor(items[-1][key]) if more and items else None
     return {"items": items, "next": nxt}
+
+
+def comma_list(value: Any) -> Any:
+    """For a list query parameter: ``?status=a,b`` and ``?status=a&status=b`` both mean
+    ``[a, b]`` (use as ``Annotated[list[X], BeforeValidator(comma_list)]``)."""
+    values = value if isinstance(value, list) else [value]
+    out: list[Any] = []
+    for v in values:
+        if isinstance(v, str):
+            out.extend(p.strip() for p in v.split(",") if p.strip())
+        else:
+            out.append(v)
+    return out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import re
@@ -106,12 +107,25 @@ def _idempotency_key(request: web.Request) -> str | None:
     return request.headers.get("Idempotency-Key") if request.method == "POST" else None
 
 
+#: Bodies up to this size are hashed on the event loop (well under a millisecond); a larger one
+#: (an import may reach ``max_import_bytes``) is hashed in a thread, hashlib releasing the GIL.
+HASH_INLINE_BYTES = 256 * 1024
+
+
 async def request_digest(request: web.Request) -> str:
     """What a retry must repeat exactly: method, path with query, and body."""
     body = await request.read()
-    return hashlib.sha256(
-        b"\n".join([request.method.encode(), request.path_qs.encode(), body])
-    ).hexdigest()
+    head = b"\n".join([request.method.encode(), request.path_qs.encode(), b""])
+    if len(body) <= HASH_INLINE_BYTES:
+        return _sha256(head, body)
+    return await asyncio.to_thread(_sha256, head, body)
+
+
+def _sha256(*parts: bytes) -> str:
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(part)
+    return h.hexdigest()
 
 
 #: Set on a route handler that authenticates its caller and honours ``Idempotency-Key`` itself
@@ -129,27 +143,30 @@ def _handles_itself(request: web.Request) -> bool:
     return getattr(request.match_info.handler, SELF_AUTHENTICATING, False)
 
 
+def well_formed_key(key: str) -> bool:
+    """Whether an ``Idempotency-Key`` has 1 to 200 characters (only such a key is claimed)."""
+    return 1 <= len(key) <= 200
+
+
 def check_key_length(key: str) -> None:
     """Refuse an ``Idempotency-Key`` outside 1 to 200 characters (422)."""
-    if not 1 <= len(key) <= 200:
+    if not well_formed_key(key):
         raise IdempotencyMismatch("Idempotency-Key must be 1 to 200 characters")
 
 
-def replayed(
-    stored_hash: str, status: int | None, body: bytes, content_type: str, key: str, digest: str
-) -> web.Response:
+def replayed(claim: idempotency.Claimed, key: str, digest: str) -> web.Response:
     """The answer to a request whose key is already taken: the stored answer again, or the
     error saying the key was used for another request or that its request still runs."""
-    if stored_hash != digest:
+    if claim.request_hash != digest:
         raise IdempotencyMismatch(
             "this Idempotency-Key was used for a different request", extra={"key": key}
         )
-    if status is None:
+    if claim.status_code is None:
         raise RequestInProgress("a request with this Idempotency-Key is still running")
     return web.Response(
-        status=status,
-        body=body,
-        content_type=content_type.split(";")[0],
+        status=claim.status_code,
+        body=claim.body,
+        content_type=claim.content_type.split(";")[0],
         headers={"Idempotent-Replayed": "true"},
     )
 
@@ -169,7 +186,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         return await handler(request)
     secret = bearer_secret(request)
     key = _idempotency_key(request)
-    if key is not None and 1 <= len(key) <= 200:
+    if key is not None and well_formed_key(key):
         digest = await request_digest(request)
         async with request.app[POOL].acquire() as con:
             found = await idempotency.authenticate_and_claim(
@@ -207,9 +224,7 @@ async def idempotency_middleware(request: web.Request, handler: Handler) -> web.
                 con, token_id, key, request.method, request.path, digest
             )
     if claim is not None:
-        return replayed(
-            claim.request_hash, claim.status_code, claim.body, claim.content_type, key, digest
-        )
+        return replayed(claim, key, digest)
     try:
         response = await handler(request)
     except DomainError as exc:

@@ -391,8 +391,8 @@ class StreamHub:
                 )
                 lost = asyncio.Event()
                 con.add_termination_listener(_setter(lost))
-                outbox = await con.fetchval("SELECT muster_channel($1)", OUTBOX_CHANNEL)
-                await con.add_listener(outbox, self._on_outbox)
+                channel = await con.fetchval("SELECT muster_channel($1)", OUTBOX_CHANNEL)
+                await con.add_listener(channel, self._on_outbox)
                 await con.add_listener(EVENTS_CHANNEL, self._on_event)
                 self.listening.set()
                 self._wake_all()  # whatever was sent while nobody listened

@@ -29,11 +29,14 @@ import asyncpg
 
 from dispatch.audit import AuditContext
 from dispatch.demo_city import generate
-from dispatch.storage.database import create_pool
+from dispatch.storage import engine as engine_store
+from dispatch.storage.database import _init_connection, create_pool
+from dispatch.storage.queries import queries
 from dispatch.storage.seed import load_city
 from dispatch.tokens import hash_secret, new_secret
 
 ROOT = Path(__file__).resolve().parent.parent
+_ENGINE = queries("engine")  # the production statements, e.g. ``offer``
 
 
 def raise_fd_limit(want: int) -> int:
@@ -222,6 +225,51 @@ async def make_offers(
     return {r["person_id"]: r["id"] for r in rows}
 
 
+async def offer_round(dsn: str, people: list[str], incident: str) -> tuple[float, float]:
+    """One transaction: an offer to each person, as a plan makes them (the engine's ``offer``
+    statement and :func:`~dispatch.storage.engine.offer_message` in the outbox).
+
+    The previous round's offers are withdrawn first (one active offer per person), untimed.
+    Returns (monotonic time the COMMIT was sent, seconds the COMMIT took).
+    """
+    n = len(people)
+    con = await asyncpg.connect(dsn)
+    await _init_connection(con)
+    try:
+        await make_incident(con, incident, n)
+        now = datetime.now(UTC)
+        await con.execute(
+            "UPDATE assignments SET status = 'withdrawn', withdrawn_at = $1 WHERE status = 'offered'",
+            now,
+        )
+        tr = con.transaction()
+        await tr.start()
+        rows = await con.fetch(
+            _ENGINE.offer,
+            people,
+            [incident] * n,
+            ["first_aid"] * n,
+            ["emergency"] * n,
+            [12.5] * n,
+            ["nearest with first aid"] * n,
+            [now + timedelta(minutes=10)] * n,
+            None,  # no plan
+            now,
+        )
+        await engine_store.send_many(
+            con,
+            "offer",
+            [(r["person_id"], engine_store.offer_message(r)) for r in rows],
+            now=now,
+            exercise=False,
+        )
+        t0 = time.monotonic()
+        await tr.commit()
+        return t0, time.monotonic() - t0
+    finally:
+        await con.close()
+
+
 # --- a lightweight SSE client ----------------------------------------------------------------
 
 
@@ -284,6 +332,32 @@ class SseConnection(asyncio.Protocol):
     def close(self) -> None:
         if self.transport is not None:
             self.transport.close()
+
+
+class Arrivals:
+    """When each connection received a message with ``seq >= want`` (monotonic times)."""
+
+    def __init__(self, expected: int) -> None:
+        self.expected = expected
+        self.want = 1
+        self.times: dict[int, float] = {}
+        self.done = asyncio.Event()
+
+    def reset(self, want: int) -> None:
+        self.want = want
+        self.times = {}
+        self.done.clear()
+
+    def __call__(self, conn: SseConnection, seq: int, t: float) -> None:
+        if seq >= self.want and id(conn) not in self.times:
+            self.times[id(conn)] = t
+            if len(self.times) >= self.expected:
+                self.done.set()
+
+    async def wait(self, timeout_s: float) -> None:
+        """Until every connection has the message, or ``timeout_s`` (the figures say how many)."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.done.wait(), timeout_s)
 
 
 def sse_request(host: str, port: int, token: str, path: str = "/v1/me/stream") -> bytes:
@@ -353,7 +427,7 @@ def table(rows: list[tuple[str, Any]]) -> str:
 
 
 __all__ = [
-    "Any",
+    "Arrivals",
     "Seeded",
     "Served",
     "SseConnection",
@@ -362,6 +436,7 @@ __all__ = [
     "free_port",
     "load_note",
     "make_offers",
+    "offer_round",
     "open_streams",
     "percentile",
     "raise_fd_limit",

@@ -17,17 +17,16 @@ import argparse
 import asyncio
 import sys
 import time
-from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
 from bench.common import fresh_database
 from bench.delivery_common import (
-    SseConnection,
+    Arrivals,
     close_all,
     free_port,
     load_note,
-    make_incident,
+    offer_round,
     open_streams,
     percentile,
     raise_fd_limit,
@@ -36,84 +35,8 @@ from bench.delivery_common import (
     serve_app,
     table,
 )
-from dispatch.storage import engine as engine_store
+from dispatch.delivery import envelope, to_text
 from dispatch.storage.database import _init_connection
-
-
-class Arrivals:
-    """When each connection received a message with ``seq >= want`` (monotonic times)."""
-
-    def __init__(self, expected: int) -> None:
-        self.expected = expected
-        self.want = 1
-        self.times: dict[int, float] = {}
-        self.done = asyncio.Event()
-
-    def reset(self, want: int) -> None:
-        self.want = want
-        self.times = {}
-        self.done.clear()
-
-    def __call__(self, conn: SseConnection, seq: int, t: float) -> None:
-        if seq >= self.want and id(conn) not in self.times:
-            self.times[id(conn)] = t
-            if len(self.times) >= self.expected:
-                self.done.set()
-
-
-async def offer_round(dsn: str, people: list[str], incident: str) -> tuple[float, float]:
-    """One transaction: an offer to each person (assignment + outbox message).
-
-    Returns (monotonic time the COMMIT was sent, seconds the COMMIT took).
-    """
-    con = await asyncpg.connect(dsn)
-    await _init_connection(con)
-    try:
-        await make_incident(con, incident, len(people))
-        now = datetime.now(UTC)
-        # Set-up, untimed: the previous round's offers are over (one active offer per person).
-        await con.execute(
-            "UPDATE assignments SET status = 'withdrawn', withdrawn_at = $1 WHERE status = 'offered'",
-            now,
-        )
-        tr = con.transaction()
-        await tr.start()
-        rows = await con.fetch(
-            "INSERT INTO assignments (person_id, incident_id, skill, status, mode_key, reason,"
-            " offer_deadline, proposed_at, offered_at, travel_minutes)"
-            " SELECT p, $2, 'first_aid', 'offered', 'emergency', 'nearest with first aid', $3,"
-            " $4, $4, 12.5 FROM unnest($1::text[]) AS p RETURNING *",
-            people,
-            incident,
-            now + timedelta(minutes=10),
-            now,
-        )
-        await engine_store.send_many(
-            con,
-            "offer",
-            [
-                (
-                    r["person_id"],
-                    {
-                        "assignment": r["id"],
-                        "incident": r["incident_id"],
-                        "skill": r["skill"],
-                        "deadline": r["offer_deadline"].isoformat(),
-                        "travel_minutes": r["travel_minutes"],
-                        "reason": r["reason"],
-                    },
-                )
-                for r in rows
-            ],
-            now=now,
-            exercise=False,
-        )
-        t0 = time.monotonic()
-        await tr.commit()
-        return t0, time.monotonic() - t0
-    finally:
-        await con.close()
-
 
 # --- the floor: a bare SSE server without a database ----------------------------------------
 
@@ -163,6 +86,18 @@ async def _post(host: str, port: int, path: str) -> None:
     writer.close()
 
 
+async def data_size(dsn: str) -> int:
+    """Mean length in bytes of the ``data:`` line of the offers sent: the envelope the streams
+    write (:func:`dispatch.delivery.envelope`), measured on the messages of this run."""
+    con = await asyncpg.connect(dsn)
+    try:
+        await _init_connection(con)
+        rows = await con.fetch("SELECT seq, kind, payload, exercise, created_at FROM outbox")
+    finally:
+        await con.close()
+    return round(sum(len(to_text(envelope(r)).encode()) for r in rows) / max(1, len(rows)))
+
+
 def summarise(name: str, t0: float, arrivals: Arrivals) -> list[tuple[str, str]]:
     lat = sorted(t - t0 for t in arrivals.times.values())
     return [
@@ -195,10 +130,7 @@ async def run(clients: int, rounds: int, wait_s: float) -> None:
             for k in range(1, rounds + 1):
                 arrivals.reset(k)
                 t0, commit_s = await offer_round(dsn, seeded.people, f"bench-i{k}")
-                try:
-                    await asyncio.wait_for(arrivals.done.wait(), wait_s)
-                except TimeoutError:
-                    pass
+                await arrivals.wait(wait_s)
                 rows += summarise(f"round {k}", t0, arrivals)
                 rows.append((f"round {k}: of which COMMIT (s)", f"{commit_s:.3f}"))
                 if arrivals.times:
@@ -206,10 +138,7 @@ async def run(clients: int, rounds: int, wait_s: float) -> None:
                 if len(arrivals.times) < clients:
                     worst = float("inf")
             close_all(conns)
-            con = await asyncpg.connect(dsn)
-            # the envelope around a payload adds about 90 bytes
-            size = 90 + await con.fetchval("SELECT avg(length(payload::text))::int FROM outbox")
-            await con.close()
+            size = await data_size(dsn)
 
         port = free_port()
         argv = ["-m", "bench.delivery_fanout", "--bare-server", str(port), "--size", str(size)]
@@ -219,12 +148,9 @@ async def run(clients: int, rounds: int, wait_s: float) -> None:
             arrivals.reset(1)
             t0 = time.monotonic()
             await _post(bare.host, bare.port, "/fire?seq=1")
-            with_timeout = asyncio.wait_for(arrivals.done.wait(), wait_s)
-            try:
-                await with_timeout
-            except TimeoutError:
-                pass
+            await arrivals.wait(wait_s)
             rows += summarise("baseline: bare SSE server, no database", t0, arrivals)
+            rows.append(("baseline: bytes of each data line (as the offers sent)", str(size)))
             close_all(conns)
 
         rows.append(

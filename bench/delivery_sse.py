@@ -20,10 +20,12 @@ import time
 
 from bench.common import fresh_database
 from bench.delivery_common import (
+    Arrivals,
     SseConnection,
     close_all,
     cpu_seconds,
     load_note,
+    offer_round,
     open_streams,
     raise_fd_limit,
     rss_kib,
@@ -31,7 +33,6 @@ from bench.delivery_common import (
     serve_app,
     table,
 )
-from bench.delivery_fanout import Arrivals, offer_round
 
 
 async def run(clients: int, heartbeat: float, parallel: int) -> None:
@@ -76,10 +77,7 @@ async def run(clients: int, heartbeat: float, parallel: int) -> None:
 
             arrivals.reset(1)
             t0, _ = await offer_round(dsn, seeded.people, "bench-sse")
-            try:
-                await asyncio.wait_for(arrivals.done.wait(), 60)
-            except TimeoutError:
-                pass
+            await arrivals.wait(60)
             last = max(arrivals.times.values()) - t0 if arrivals.times else float("nan")
             rss3 = rss_kib(app.pid)
             close_all(conns)

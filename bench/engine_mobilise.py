@@ -100,6 +100,7 @@ async def run(people: int, n_incidents: int, rounds: int, time_limit: float) -> 
             )
         report = await engine.run_due()
         total = time.perf_counter() - t0
+        assert report.plan_id is not None, "the engine made no plan"
         async with pool.acquire() as con:
             t_load0 = time.perf_counter()
             await world_store.load(con, clock.now(), engine.world_cache)  # as the engine reads

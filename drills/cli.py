@@ -64,8 +64,8 @@ class _Bar:
 
 def _run(args: argparse.Namespace) -> int:
     from dispatch.config import Settings
+    from dispatch.drills import parse_speed
     from dispatch.storage.database import database_url
-    from drills.clock import parse_speed
     from drills.report import write_report
     from drills.runner import DrillOptions, run_drill
     from drills.scenario import ScenarioError, load_scenario

@@ -64,17 +64,15 @@ def _min(s: float | None) -> float | None:
 
 def compare(a: dict[str, Any], b: dict[str, Any], names: tuple[str, str] = ("A", "B")) -> str:
     """A plain-text table of both runs' key figures, with the difference and which is better."""
-    fa = key_figures(a)
-    fb = {label: v for label, v, _ in key_figures(b)}
-    labels = [label for label, _, _ in fa] + [
-        label for label, _, _ in key_figures(b) if label not in {x for x, _, _ in fa}
-    ]
-    better = {label: d for label, _, d in fa} | {label: d for label, _, d in key_figures(b)}
+    fa, fb = key_figures(a), key_figures(b)
     va = {label: v for label, v, _ in fa}
+    vb = {label: v for label, v, _ in fb}
+    labels = [label for label, _, _ in fa] + [label for label, _, _ in fb if label not in va]
+    better = {label: d for label, _, d in fa} | {label: d for label, _, d in fb}
     width = max(len(x) for x in labels)
     out = [f"{'':<{width}}  {names[0]:>14}  {names[1]:>14}  {'B − A':>10}  better"]
     for label in labels:
-        x, y = va.get(label), fb.get(label)
+        x, y = va.get(label), vb.get(label)
         diff, who = "", ""
         if isinstance(x, int | float) and isinstance(y, int | float) and not isinstance(x, bool):
             d = y - x

@@ -32,6 +32,7 @@ from typing import Any
 
 import asyncpg
 
+from dispatch.access import path_within
 from dispatch.errors import FieldError, ValidationFailed
 from dispatch.storage import drills as store
 
@@ -110,7 +111,9 @@ async def validate_participants(
     paths = await store.live_people(con, ids)
     for k, pid in enumerate(ids):
         path = paths.get(pid)
-        inside = path is not None and _within(path, snapshot_path) and _within(path, scope_path)
+        inside = (
+            path is not None and path_within(path, snapshot_path) and path_within(path, scope_path)
+        )
         if not inside:
             errors.append(
                 FieldError(
@@ -120,10 +123,6 @@ async def validate_participants(
             )
     if errors:
         raise ValidationFailed("unknown participants", errors=errors)
-
-
-def _within(path: str, scope: str | None) -> bool:
-    return scope is None or path == scope or path.startswith(scope + "/")
 
 
 def participant_figures(rows: list[asyncpg.Record], start: datetime) -> dict[str, Any]:

@@ -15,7 +15,16 @@ from typing import Any
 
 from drills.scenario import Objective
 
-__all__ = ["AssignmentRec", "IncidentRec", "Recorded", "compute", "gini", "jain"]
+__all__ = [
+    "AssignmentRec",
+    "IncidentRec",
+    "Recorded",
+    "compute",
+    "gini",
+    "jain",
+    "nearest_rank",
+    "summary_stats",
+]
 
 
 @dataclass
@@ -87,19 +96,20 @@ def _r(x: float | None, nd: int = 1) -> float | None:
     return None if x is None else round(float(x), nd)
 
 
+def nearest_rank(sorted_values: Sequence[float], p: float) -> float:
+    """The ``p`` percentile (0 < p ≤ 1) of non-empty, sorted values, by nearest rank."""
+    return sorted_values[max(0, math.ceil(p * len(sorted_values)) - 1)]
+
+
 def summary_stats(values: Iterable[float]) -> dict[str, Any]:
     """Count, median, 90th percentile, mean and max (nearest-rank percentiles)."""
     v = sorted(values)
     if not v:
         return {"n": 0, "median": None, "p90": None, "mean": None, "max": None}
-
-    def pct(p: float) -> float:
-        return v[max(0, math.ceil(p * len(v)) - 1)]
-
     return {
         "n": len(v),
-        "median": _r(pct(0.5)),
-        "p90": _r(pct(0.9)),
+        "median": _r(nearest_rank(v, 0.5)),
+        "p90": _r(nearest_rank(v, 0.9)),
         "mean": _r(sum(v) / len(v)),
         "max": _r(v[-1]),
     }

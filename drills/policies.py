@@ -11,14 +11,13 @@ operation, with two additions a scenario may ask for:
   beyond a day are left out (unreachable). Snapshots without slowed incidents are untouched, so
   a drill without slowed roads plans exactly as live does. The matrix is added to the parsed
   snapshot only: the stored plan snapshot stays small and the report lists the factors in force.
-- **Policy** ``greedy``: the closest-available people plan (the solver's own baseline, what a
-  dispatcher with a distance-sorted list would do) instead of the optimiser; supplies are
-  allocated as usual. For ``muster drill compare`` of optimised vs greedy.
+- **Policy** ``greedy``: the closest-available people plan (the solver's own baseline,
+  :func:`solver.solve.greedy_plan`) instead of the optimiser; supplies are allocated as usual.
+  For ``muster drill compare`` of optimised vs greedy.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
@@ -27,57 +26,14 @@ import numpy as np
 from dispatch import planning
 from dispatch.access import path_within
 from dispatch.solve_memo import SolveMemo
-from solver import Plan, Snapshot, parse_snapshot, solve
-from solver.explain import explain
-from solver.greedy import greedy_assign
-from solver.plan import Objective, Stats
-from solver.problem import compile_problem, score
-from solver.supplies import solve_supplies
+from solver import Snapshot, parse_snapshot, solve
+from solver.solve import greedy_plan
 from solver.travel import travel_minutes
 
-__all__ = ["Policy", "greedy_plan", "make_planner", "with_area_factors"]
+__all__ = ["Policy", "make_planner", "with_area_factors"]
 
 Policy = Literal["optimised", "greedy"]
 Planner = Callable[[planning.World, float, int], list[planning.GroupResult]]
-
-
-def greedy_plan(snap: Snapshot, seed: int = 0) -> Plan:
-    """Closest-available people (most urgent incident first); supplies as the solver does."""
-    started = time.perf_counter()
-    problem = compile_problem(snap)
-    assign = greedy_assign(problem)
-    sc = score(problem, assign)
-    assignments, unmet = explain(problem, assign)
-    supplies = solve_supplies(snap)
-    unmet += supplies.unmet
-    picks = len(assignments) + len(supplies.allocations)
-    demand = problem.n_lines > 0 or any(q > 0 for i in snap.incidents for q in i.supplies.values())
-    status: Any = "empty" if not demand else ("feasible" if picks else "infeasible")
-    return Plan(
-        assignments=assignments,
-        allocations=supplies.allocations,
-        unmet=unmet,
-        objective=Objective(
-            covered_weight=sc.covered,
-            travel_minutes=round(sc.travel, 2),
-            reassignments=sc.reassignments,
-            penalised_minutes=round(sc.penalised, 2),
-            supply_weighted_units=supplies.weighted_units,
-            supply_unit_minutes=supplies.unit_minutes,
-        ),
-        stats=Stats(
-            status=status,
-            method="greedy",
-            best_bound=sc.covered,
-            gap_percent=0.0,
-            greedy_covered_weight=sc.covered,
-            greedy_penalised_minutes=round(sc.penalised, 2),
-            candidates=0,
-            pruned=False,
-            seed=seed,
-            seconds=round(time.perf_counter() - started, 4),
-        ),
-    )
 
 
 def with_area_factors(snap: Snapshot, factors: Mapping[str, float]) -> Snapshot:
@@ -132,7 +88,7 @@ def make_planner(policy: Policy, slowed: Mapping[str, float]) -> Planner:
             if any(i.id in factors for i in snap.incidents):
                 snap = with_area_factors(snap, factors)
             if policy == "greedy":
-                return greedy_plan(snap, seed).to_dict()
+                return greedy_plan(snap, seed=seed).to_dict()
             return solve(snap, time_limit_s=time_limit_s, seed=seed).to_dict()
 
         def solve_group(snapshot: dict[str, Any]) -> dict[str, Any]:

@@ -15,6 +15,7 @@ clock there (instantly, or paced at ×N); apply due injects, then due responder 
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import heapq
 import logging
@@ -748,7 +749,7 @@ async def run_drill(
                 await isolation.drop_schema(admin, schema)
             finally:
                 await admin.close()
-    figures = metrics.compute(rec)
+    figures = await asyncio.to_thread(metrics.compute, rec)  # CPU work: off the event loop
     report = {
         "format": "muster-drill-report/1",
         "scenario": {
@@ -788,11 +789,10 @@ async def run_drill(
 def _percentiles(seconds: Iterable[float]) -> dict[str, float | None]:
     """p50 / p90 / p99 / max in milliseconds (nearest rank)."""
     v = sorted(seconds)
-
-    def pct(p: float) -> float | None:
-        return round(v[max(0, math.ceil(p * len(v)) - 1)] * 1000, 1) if v else None
-
-    return {"p50": pct(0.5), "p90": pct(0.9), "p99": pct(0.99), "max": pct(1.0)}
+    return {
+        name: round(metrics.nearest_rank(v, p) * 1000, 1) if v else None
+        for name, p in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("max", 1.0))
+    }
 
 
 def _engine_seconds(engine: Engine) -> dict[str, Any]:

@@ -19,12 +19,12 @@ from solver.explain import explain
 from solver.greedy import greedy_assign
 from solver.people import Arcs, flow_assign, repair_min_crew, violated
 from solver.plan import Objective, Plan, Stats, Status
-from solver.problem import I32, Problem, compile_problem, score
+from solver.problem import I32, Problem, Score, compile_problem, score
 from solver.region import repair_region
 from solver.snapshot import Snapshot
 from solver.supplies import solve_supplies
 
-__all__ = ["ARC_BUDGET", "solve"]
+__all__ = ["ARC_BUDGET", "greedy_plan", "solve"]
 
 ARC_BUDGET = 600_000  # person–line arcs the exact flow takes; beyond it, nearest-first pruning
 REPAIR_BUDGET = 400_000  # arcs for the repeated flow solves of the minimum-crew repair
@@ -67,22 +67,79 @@ def solve(snapshot: Snapshot, *, time_limit_s: float = 5.0, seed: int = 0) -> Pl
     best_score = score(problem, best)
     if greedy_score.better_than(best_score):
         best, best_score, method, proven = greedy, greedy_score, "greedy", False
-    assignments, unmet = explain(problem, best)
+    return _plan(
+        problem,
+        snapshot,
+        best,
+        best_score,
+        greedy_score,
+        bound=bound,
+        method=method,
+        proven=proven,
+        candidates=len(arcs[0]),
+        pruned=pruned,
+        seed=seed,
+        start=start,
+    )
+
+
+def greedy_plan(snapshot: Snapshot, *, seed: int = 0) -> Plan:
+    """The greedy baseline alone: closest available people, most urgent incident first (what a
+    dispatcher with a distance-sorted list would do); supplies as :func:`solve` allocates them.
+    Pure and deterministic, like :func:`solve`."""
+    start = time.perf_counter()
+    problem = compile_problem(snapshot)
+    assign = greedy_assign(problem)
+    sc = score(problem, assign)
+    return _plan(
+        problem,
+        snapshot,
+        assign,
+        sc,
+        sc,
+        bound=sc.covered,
+        method="greedy",
+        proven=False,
+        candidates=0,
+        pruned=False,
+        seed=seed,
+        start=start,
+    )
+
+
+def _plan(
+    problem: Problem,
+    snapshot: Snapshot,
+    assign: I32,
+    best: Score,
+    greedy: Score,
+    *,
+    bound: int,
+    method: str,
+    proven: bool,
+    candidates: int,
+    pruned: bool,
+    seed: int,
+    start: float,
+) -> Plan:
+    """The :class:`Plan` of people assignment ``assign`` (scored ``best``): reasons, supplies,
+    unmet demand in incident order, objective and stats."""
+    assignments, unmet = explain(problem, assign)
     supplies = solve_supplies(snapshot)
     unmet += supplies.unmet
     order = _incident_order(problem)
     unmet.sort(key=lambda u: order[u.incident])
     status = _status(problem, snapshot, proven, len(assignments) + len(supplies.allocations))
-    gap = 100.0 * (bound - best_score.covered) / bound if bound > 0 else 0.0
+    gap = 100.0 * (bound - best.covered) / bound if bound > 0 else 0.0
     return Plan(
         assignments=assignments,
         allocations=supplies.allocations,
         unmet=unmet,
         objective=Objective(
-            covered_weight=best_score.covered,
-            travel_minutes=round(best_score.travel, 2),
-            reassignments=best_score.reassignments,
-            penalised_minutes=round(best_score.penalised, 2),
+            covered_weight=best.covered,
+            travel_minutes=round(best.travel, 2),
+            reassignments=best.reassignments,
+            penalised_minutes=round(best.penalised, 2),
             supply_weighted_units=supplies.weighted_units,
             supply_unit_minutes=supplies.unit_minutes,
         ),
@@ -91,9 +148,9 @@ def solve(snapshot: Snapshot, *, time_limit_s: float = 5.0, seed: int = 0) -> Pl
             method=method,
             best_bound=bound,
             gap_percent=round(max(gap, 0.0), 3),
-            greedy_covered_weight=greedy_score.covered,
-            greedy_penalised_minutes=round(greedy_score.penalised, 2),
-            candidates=len(arcs[0]),
+            greedy_covered_weight=greedy.covered,
+            greedy_penalised_minutes=round(greedy.penalised, 2),
+            candidates=candidates,
             pruned=pruned,
             seed=seed,
             seconds=round(time.perf_counter() - start, 4),

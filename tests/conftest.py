@@ -133,3 +133,22 @@ async def admin_token(db_dsn: str) -> str:
 def bearer(token: str) -> dict[str, str]:
     """Authorization header for ``token``."""
     return {"Authorization": f"Bearer {token}"}
+
+
+#: City ``c`` with districts ``a`` and ``b``, one street each (``a-1``, ``b-1``).
+TREE: list[dict[str, Any]] = [
+    {"code": "c", "kind": "city", "name": "City"},
+    {"code": "a", "parent": "c", "kind": "district", "name": "District A"},
+    {"code": "b", "parent": "c", "kind": "district", "name": "District B"},
+    {"code": "a-1", "parent": "a", "kind": "street", "name": "Street A1"},
+    {"code": "b-1", "parent": "b", "kind": "street", "name": "Street B1"},
+]
+
+
+async def create_jurisdictions(
+    client: Any, token: str, bodies: list[dict[str, Any]] = TREE
+) -> None:
+    """``POST /v1/jurisdictions`` for each body, in order (parents first); each must be 201."""
+    for body in bodies:
+        r = await client.post("/v1/jurisdictions", json=body, headers=bearer(token))
+        assert r.status == 201, await r.text()

@@ -11,10 +11,9 @@ from aiohttp import web
 from pydantic import BeforeValidator, ConfigDict, Field
 
 from api.context import audit_ctx
-from api.http import ListQuery, json_response, page, principal, read_json
+from api.http import ListQuery, comma_list, decode_cursor, json_response, page, principal, read_json
 from api.keys import POOL
 from api.spec import Api, query_params
-from api.views.supplies import text_cursor
 from dispatch import drills as dom
 from dispatch.access import Action
 from dispatch.assignments import Decline, StatusUpdate
@@ -33,16 +32,10 @@ PARTICIPANT = ("volunteer (participant)",)
 DRILLS = web.AppKey("drills", DrillService)
 
 
-def _comma_list(value: Any) -> Any:
-    """``?status=a,b`` and ``?status=a&status=b`` both mean ``[a, b]``."""
-    values = value if isinstance(value, list) else [value]
-    return [p.strip() for v in values for p in str(v).split(",") if p.strip()]
-
-
 class DrillQuery(ListQuery):
     """Filters for listing drills; ``status`` repeats or takes a comma list."""
 
-    status: Annotated[list[dom.DrillStatus], BeforeValidator(_comma_list)] | None = None
+    status: Annotated[list[dom.DrillStatus], BeforeValidator(comma_list)] | None = None
 
 
 class Limit(Strict):
@@ -56,7 +49,7 @@ class Limit(Strict):
 class MyDrillsQuery(Limit):
     """Drills the caller takes part in; by default the ones under way."""
 
-    status: Annotated[list[dom.DrillStatus], BeforeValidator(_comma_list)] = Field(
+    status: Annotated[list[dom.DrillStatus], BeforeValidator(comma_list)] = Field(
         default_factory=lambda: [dom.DrillStatus.RUNNING, dom.DrillStatus.PAUSED]
     )
 
@@ -102,7 +95,7 @@ async def list_drills(request: web.Request) -> web.Response:
             con,
             principal(request),
             statuses=[s.value for s in q.status] if q.status else None,
-            cursor=text_cursor(q.cursor),
+            cursor=decode_cursor(q.cursor, str),
             limit=q.limit + 1,
         )
     svc = _service(request)

@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from aiohttp import web
 from pydantic import BeforeValidator
 
 from api.context import audit_ctx
-from api.http import ListQuery, if_match, json_response, page, principal, read_json
+from api.http import (
+    ListQuery,
+    comma_list,
+    decode_cursor,
+    if_match,
+    json_response,
+    page,
+    principal,
+    read_json,
+)
 from api.keys import CLOCK, POOL, SETTINGS
 from api.spec import Api, query_params
-from api.views.supplies import text_cursor
 from dispatch import incidents as dom
 from dispatch.access import Action
 from dispatch.services.mobilisation import incident_hook
@@ -35,24 +43,12 @@ READERS = ("admin", "coordinator", "observer")
 WRITERS = ("admin", "coordinator")
 
 
-def _comma_list(value: Any) -> Any:
-    """``?status=a,b`` and ``?status=a&status=b`` both mean ``[a, b]``."""
-    values = value if isinstance(value, list) else [value]
-    out: list[Any] = []
-    for v in values:
-        if isinstance(v, str):
-            out.extend(p.strip() for p in v.split(",") if p.strip())
-        else:
-            out.append(v)
-    return out
-
-
 class IncidentQuery(ListQuery):
     """Filters for listing incidents; ``status`` and ``priority`` repeat or take comma lists."""
 
     jurisdiction: Code | None = None
-    status: Annotated[list[dom.IncidentStatus], BeforeValidator(_comma_list)] | None = None
-    priority: Annotated[list[Priority], BeforeValidator(_comma_list)] | None = None
+    status: Annotated[list[dom.IncidentStatus], BeforeValidator(comma_list)] | None = None
+    priority: Annotated[list[Priority], BeforeValidator(comma_list)] | None = None
     type: dom.IncidentType | None = None
     open: bool = False
 
@@ -76,7 +72,7 @@ async def list_incidents(request: web.Request) -> web.Response:
             priorities=list(q.priority) if q.priority else None,
             type_=q.type,
             open_only=q.open,
-            cursor=text_cursor(q.cursor),
+            cursor=decode_cursor(q.cursor, str),
             limit=q.limit + 1,
         )
     return json_response(page(rows, q.limit, "id"))

@@ -60,7 +60,10 @@ class NoQuery(Strict):
 
 
 def _hub(request: web.Request) -> StreamHub:
+    """The app's stream hub; 503 once it is shutting down (no new stream then)."""
     hub: StreamHub = request.app[STREAMS]
+    if hub.closing.is_set():
+        raise web.HTTPServiceUnavailable(reason="shutting down")
     return hub
 
 
@@ -89,8 +92,6 @@ async def _open_sse(request: web.Request) -> web.StreamResponse:
 async def me_stream(request: web.Request) -> web.StreamResponse:
     person, since = _start(request)
     hub = _hub(request)
-    if hub.closing.is_set():
-        raise web.HTTPServiceUnavailable(reason="shutting down")
     recipient = hub.connect(person)
     try:
         resp = await _open_sse(request)
@@ -122,8 +123,6 @@ async def me_ws(request: web.Request) -> web.StreamResponse:
     who = principal(request)
     person, since = _start(request)
     hub = _hub(request)
-    if hub.closing.is_set():
-        raise web.HTTPServiceUnavailable(reason="shutting down")
     ws = web.WebSocketResponse(heartbeat=hub.heartbeat_s)
     await ws.prepare(request)
     hub.track(ws)
@@ -182,8 +181,6 @@ async def coordinator_stream(request: web.Request) -> web.StreamResponse:
     who.require("event_stream", Action.READ)
     query_params(request, NoQuery)
     hub = _hub(request)
-    if hub.closing.is_set():
-        raise web.HTTPServiceUnavailable(reason="shutting down")
     watcher = hub.watch(who)
     try:
         resp = await _open_sse(request)

@@ -11,7 +11,6 @@ from api.context import audit_ctx
 from api.http import (
     ListQuery,
     decode_cursor,
-    encode_cursor,
     if_match,
     json_response,
     page,
@@ -21,7 +20,6 @@ from api.http import (
 from api.keys import CLOCK, POOL
 from api.spec import Api, query_params
 from dispatch import webhooks as dom
-from dispatch.errors import FieldError, ValidationFailed
 from dispatch.storage import webhooks as store
 
 api = Api()
@@ -154,28 +152,17 @@ async def rotate_secret(request: web.Request) -> web.Response:
 )
 async def list_deliveries(request: web.Request) -> web.Response:
     q = query_params(request, DeliveryQuery)
-    cursor = decode_cursor(q.cursor)
-    if cursor is not None and not isinstance(cursor, int):
-        raise ValidationFailed(
-            "malformed cursor", errors=[FieldError("/cursor", "not a cursor from this API")]
-        )
     async with request.app[POOL].acquire() as con:
         rows = await store.list_deliveries(
             con,
             principal(request),
             request.match_info["id"],
             status=q.status,
-            cursor=cursor,
+            cursor=decode_cursor(q.cursor, int),
             limit=q.limit + 1,
         )
-    more = len(rows) > q.limit
-    rows = rows[: q.limit]
-    return json_response(
-        {
-            "items": [dom.delivery_to_json(r) for r in rows],
-            "next": encode_cursor(rows[-1]["n"]) if more and rows else None,
-        }
-    )
+    out = page(rows, q.limit, "n")
+    return json_response({**out, "items": [dom.delivery_to_json(r) for r in out["items"]]})
 
 
 @api.endpoint(

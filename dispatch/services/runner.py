@@ -23,15 +23,18 @@ ENGINE_LOCK = (0x6D757374, 2)  # ("must", 2): the planner's advisory lock
 
 
 class SchedulerWaker:
-    """Arms one APScheduler date job at the engine's next due time."""
+    """Arms one APScheduler date job (``job_id``) at the next due time; ``None`` disarms it."""
 
-    def __init__(self, scheduler: AsyncIOScheduler, callback: Any) -> None:
+    def __init__(
+        self, scheduler: AsyncIOScheduler, callback: Any, *, job_id: str = "engine-wake"
+    ) -> None:
         self.scheduler = scheduler
         self.callback = callback
+        self.job_id = job_id
 
     def arm(self, when: datetime | None) -> None:
         if when is None:
-            job = self.scheduler.get_job("engine-wake")
+            job = self.scheduler.get_job(self.job_id)
             if job is not None:
                 job.remove()
             return
@@ -39,7 +42,7 @@ class SchedulerWaker:
             self.callback,
             "date",
             run_date=when,
-            id="engine-wake",
+            id=self.job_id,
             replace_existing=True,
             misfire_grace_time=None,
             coalesce=True,

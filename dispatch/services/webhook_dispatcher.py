@@ -31,6 +31,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from dispatch import webhooks as dom
 from dispatch.clock import Clock
 from dispatch.config import Settings
+from dispatch.services.runner import SchedulerWaker
 from dispatch.storage import webhooks as store
 
 log = logging.getLogger("muster.webhooks")
@@ -190,6 +191,7 @@ class WebhookRunner:
         self.dsn = dsn
         self.poll_s = poll_s
         self.scheduler = AsyncIOScheduler(timezone="UTC")
+        self.waker = SchedulerWaker(self.scheduler, self._wake_job, job_id="webhooks-wake")
         self._con: asyncpg.Connection | None = None
         self._running: asyncio.Task[None] | None = None
         self._again = False
@@ -261,23 +263,10 @@ class WebhookRunner:
             return
 
     def _arm(self, when: datetime | None) -> None:
-        now = self.dispatcher.clock.now()
-        if when is None:
-            job = self.scheduler.get_job("webhooks-wake")
-            if job is not None:
-                job.remove()
-            return
-        # Due but not sendable now (another instance's lease): the poll comes back for it.
-        when = max(when, now + timedelta(milliseconds=500))
-        self.scheduler.add_job(
-            self._wake_job,
-            "date",
-            run_date=when,
-            id="webhooks-wake",
-            replace_existing=True,
-            misfire_grace_time=None,
-            coalesce=True,
-        )
+        if when is not None:
+            # Due but not sendable now (another instance's lease): the poll comes back for it.
+            when = max(when, self.dispatcher.clock.now() + timedelta(milliseconds=500))
+        self.waker.arm(when)
 
 
 def config_from(settings: Settings) -> DispatcherConfig:

@@ -33,23 +33,15 @@ from typing import Any
 
 import asyncpg
 
-from dispatch.access import Principal, Role
+from dispatch.access import Principal
 from dispatch.assignments import Status
 from dispatch.audit import AuditContext
 from dispatch.storage.assignments import planned_move
+from dispatch.storage.idempotency import Claimed, held
 from dispatch.storage.queries import queries
+from dispatch.storage.tokens import principal_of
 
 Q = queries("answers")
-
-
-@dataclass(frozen=True, slots=True)
-class Stored:
-    """What an Idempotency-Key already holds (``status_code`` is ``None`` while it runs)."""
-
-    request_hash: str
-    status_code: int | None
-    body: bytes
-    content_type: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +49,7 @@ class Seen:
     """What :func:`read` found: the caller, what the key holds, and the offer's row."""
 
     principal: Principal
-    stored: Stored | None
+    stored: Claimed | None
     row: Any
 
 
@@ -113,22 +105,8 @@ async def read_many(con: asyncpg.Connection, wanted: Sequence[Wanted]) -> list[S
 
 
 def _seen(row: Any) -> Seen:
-    who = Principal(
-        token_id=str(row["token_id"]),
-        role=Role(row["token_role"]),
-        scope_code=row["token_scope_code"],
-        scope_path=row["token_scope_path"],
-        person_id=row["token_person_id"],
-    )
-    stored = None
-    if row["key_found"]:
-        stored = Stored(
-            row["key_request_hash"],
-            row["key_status_code"],
-            bytes(row["key_response_body"] or b""),
-            row["key_content_type"] or "application/json",
-        )
-    return Seen(who, stored, row)
+    stored = held(row, "key_") if row["key_found"] else None
+    return Seen(principal_of(row, "token_"), stored, row)
 
 
 def plan(seen: Seen, assignment_id: str, target: Status, reason: str, now: datetime) -> Planned:

@@ -120,25 +120,6 @@ async def _move(
     own_only: bool,
     changes: dict[str, Any] | None = None,
     also: str = "",
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """:func:`_move_returning` without a further result."""
-    before, after, _ = await _move_returning(
-        con, who, ctx, assignment_id, target, now, own_only=own_only, changes=changes, also=also
-    )
-    return before, after
-
-
-async def _move_returning(
-    con: asyncpg.Connection,
-    who: Principal,
-    ctx: AuditContext,
-    assignment_id: str,
-    target: Status,
-    now: datetime,
-    *,
-    own_only: bool,
-    changes: dict[str, Any] | None = None,
-    also: str = "",
     also_args: tuple[Any, ...] = (),
     result: str = "NULL",
 ) -> tuple[dict[str, Any], dict[str, Any], Any]:
@@ -240,7 +221,7 @@ async def accept(
     con: asyncpg.Connection, who: Principal, ctx: AuditContext, assignment_id: str, now: datetime
 ) -> dict[str, Any]:
     """The person says yes: the assignment is locked for the solver (one atomic statement)."""
-    _, after = await _move(
+    _, after, _ = await _move(
         con,
         who,
         ctx,
@@ -305,7 +286,7 @@ async def decline(
     transaction the pending re-plan is held instead (``engine.request_replan``).
     """
     due = now + timedelta(seconds=debounce_s)
-    _, after, replanned = await _move_returning(
+    _, after, replanned = await _move(
         con,
         who,
         ctx,
@@ -338,7 +319,7 @@ async def report_status(
 ) -> dict[str, Any]:
     """En route, on scene, done (released), optionally with a position."""
     async with con.transaction():
-        _, after = await _move(con, who, ctx, assignment_id, target, now, own_only=True)
+        _, after, _ = await _move(con, who, ctx, assignment_id, target, now, own_only=True)
         if position is not None:
             await con.execute(Q.set_position, assignment_id, position[0], position[1])
         return after
@@ -356,7 +337,9 @@ async def cancel(
 ) -> dict[str, Any]:
     """A coordinator cancels an assignment; the person is told and the gap re-planned."""
     async with con.transaction():
-        _, after = await _move(con, who, ctx, assignment_id, Status.CANCELLED, now, own_only=False)
+        _, after, _ = await _move(
+            con, who, ctx, assignment_id, Status.CANCELLED, now, own_only=False
+        )
         await engine_store.send(
             con,
             after["person"],

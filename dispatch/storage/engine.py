@@ -153,18 +153,16 @@ async def apply_plan(
     cadence_s: int | None,
     solve_seconds: float,
     exercise: bool,
-    snapshot: bytes | None = None,
+    snapshot: bytes,
 ) -> Applied:
     """Store the plan with its snapshots and apply it, all in one transaction.
 
-    ``snapshot``: the snapshots already encoded by :func:`plans.encode_snapshot` (the engine
-    does that in its executor); encoded here when not given.
+    ``snapshot``: the snapshots encoded by :func:`plans.encode_snapshot` (CPU work: the engine
+    runs it in its executor, never on the event loop).
     """
     statuses = [r.plan["stats"]["status"] for r in results]
     status = "empty" if not results else ("feasible" if "feasible" in statuses else statuses[0])
     merged = {"groups": [{"key": r.key, "mode": r.mode, "plan": r.plan} for r in results]}
-    if snapshot is None:
-        snapshot = plans_store.encode_snapshot(results)
     methods = sorted({r.plan["stats"]["method"] for r in results}) or ["none"]
     async with con.transaction():
         plan_id = await plans_store.insert(
@@ -230,20 +228,7 @@ async def apply_plan(
         await send_many(
             con,
             "offer",
-            [
-                (
-                    r["person_id"],
-                    {
-                        "assignment": r["id"],
-                        "incident": r["incident_id"],
-                        "skill": r["skill"],
-                        "deadline": r["offer_deadline"].isoformat(),
-                        "travel_minutes": r["travel_minutes"],
-                        "reason": r["reason"],
-                    },
-                )
-                for r in made
-            ],
+            [(r["person_id"], offer_message(r)) for r in made],
             now=now,
             exercise=exercise,
         )
@@ -272,8 +257,29 @@ async def apply_plan(
     )
 
 
+def offer_message(row: Any) -> dict[str, Any]:
+    """The ``offer`` message a planned offer sends its person (``row``: the assignment)."""
+    return {
+        "assignment": row["id"],
+        "incident": row["incident_id"],
+        "skill": row["skill"],
+        "deadline": row["offer_deadline"].isoformat(),
+        "travel_minutes": row["travel_minutes"],
+        "reason": row["reason"],
+    }
+
+
 def _json(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str) else value
 
 
-__all__ = ["Applied", "Expired", "Status", "apply_plan", "expire_due", "next_due", "request_replan"]
+__all__ = [
+    "Applied",
+    "Expired",
+    "Status",
+    "apply_plan",
+    "expire_due",
+    "next_due",
+    "offer_message",
+    "request_replan",
+]

@@ -17,7 +17,8 @@ Q = queries("idempotency")
 
 @dataclass(frozen=True, slots=True)
 class Claimed:
-    """An earlier request with the same key (``status_code`` is ``None`` while it runs)."""
+    """What an Idempotency-Key holds: an earlier request with the same key (``status_code`` is
+    ``None`` while it runs)."""
 
     request_hash: str
     status_code: int | None
@@ -54,11 +55,17 @@ def _claimed(row: asyncpg.Record, digest: str) -> Claimed | None:
     if row["request_hash"] is None:
         # The first claimant released the key between our insert and select; treat as running.
         return Claimed(digest, None, b"", "application/json")
+    return held(row)
+
+
+def held(row: asyncpg.Record, prefix: str = "") -> Claimed:
+    """What a key holds, from a row of its ``idempotency_keys`` columns (each named with
+    ``prefix`` in front)."""
     return Claimed(
-        row["request_hash"],
-        row["status_code"],
-        bytes(row["response_body"] or b""),
-        row["content_type"] or "application/json",
+        row[f"{prefix}request_hash"],
+        row[f"{prefix}status_code"],
+        bytes(row[f"{prefix}response_body"] or b""),
+        row[f"{prefix}content_type"] or "application/json",
     )
 
 

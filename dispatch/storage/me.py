@@ -28,6 +28,8 @@ from dispatch.storage.assignments import to_json as assignment_json
 from dispatch.storage.queries import queries
 
 Q = queries("me")
+PEOPLE = queries("people")
+ASSIGNMENTS = queries("assignments")
 
 
 def person_of(who: Principal, action: Action = Action.READ) -> str:
@@ -41,7 +43,7 @@ def person_of(who: Principal, action: Action = Action.READ) -> str:
 async def me(con: asyncpg.Connection, who: Principal) -> dict[str, Any]:
     """Own person record (with contacts and home), the active assignment, message positions."""
     pid = person_of(who)
-    row = await con.fetchrow(Q.person, pid)
+    row = await con.fetchrow(PEOPLE.get, pid)
     if row is None:
         raise NotFound("the person of this token no longer exists")
     active = await con.fetchrow(Q.active_assignment, pid)
@@ -65,7 +67,7 @@ async def assignments(
 ) -> list[dict[str, Any]]:
     """Own assignments, by id, ``limit`` at most (fetch one more to know there is a next page)."""
     pid = person_of(who)
-    rows = await con.fetch(Q.assignments, pid, statuses, cursor, limit)
+    rows = await con.fetch(ASSIGNMENTS.list, None, pid, None, statuses, cursor, limit)
     return [assignment_json(r) for r in rows]
 
 
@@ -96,7 +98,7 @@ async def _change(
 ) -> dict[str, Any]:
     pid = person_of(who, Action.WRITE)
     async with con.transaction():
-        row = await con.fetchrow(Q.person_for_update, pid)
+        row = await con.fetchrow(PEOPLE.get_for_update, pid)
         if row is None:
             raise NotFound("the person of this token no longer exists")
         if going_off_duty:

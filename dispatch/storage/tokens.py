@@ -38,14 +38,15 @@ async def authenticate(con: asyncpg.Connection, secret: str) -> Principal | None
     return None if row is None else principal_of(row)
 
 
-def principal_of(row: Any) -> Principal:
-    """The principal of a token row (id, role, jurisdiction_code, person_id, scope_path)."""
+def principal_of(row: Any, prefix: str = "") -> Principal:
+    """The principal of a token row (id, role, jurisdiction_code, person_id, scope_path; each
+    named with ``prefix`` in front)."""
     return Principal(
-        token_id=str(row["id"]),
-        role=Role(row["role"]),
-        scope_code=row["jurisdiction_code"],
-        scope_path=row["scope_path"],
-        person_id=row["person_id"],
+        token_id=str(row[f"{prefix}id"]),
+        role=Role(row[f"{prefix}role"]),
+        scope_code=row[f"{prefix}jurisdiction_code"],
+        scope_path=row[f"{prefix}scope_path"],
+        person_id=row[f"{prefix}person_id"],
     )
 
 

@@ -16,6 +16,7 @@ people may have the ids and versions of live people, never reads live entries or
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -319,14 +320,21 @@ async def _read_people(con: asyncpg.Connection, cache: WorldCache) -> None:
     stale = [r["id"] for r in rows if (e := old.get(r["id"])) is None or e.key != _key(r)]
     fresh: dict[str, _Entry] = {}
     if stale:
-        for r in await con.fetch(W.people_full, stale):
-            fresh[r["id"]] = _Entry(_key(r), roster.person_from_row(dict(r)))
+        full = await con.fetch(W.people_full, stale)
+        # Parsing is CPU work (a cold read, or after an import, tens of thousands of rows):
+        # off the event loop.
+        parsed = await asyncio.get_running_loop().run_in_executor(None, _parse, full)
+        fresh = {r["id"]: _Entry(_key(r), p) for r, p in zip(full, parsed, strict=True)}
         cache.parsed += len(fresh)
     cache.reads += 1
     current = {r["id"]: (fresh.get(r["id"]) or old[r["id"]]).light(r) for r in rows}
     cache.people = current
     cache.order = list(current.values())
     cache.clear_views()
+
+
+def _parse(rows: list[asyncpg.Record]) -> list[roster.Person]:
+    return [roster.person_from_row(dict(r)) for r in rows]
 
 
 def _key(row: asyncpg.Record) -> tuple[int, str]:

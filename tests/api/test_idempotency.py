@@ -7,6 +7,7 @@ from typing import Any
 
 import asyncpg
 
+from api.middleware import HASH_INLINE_BYTES
 from tests.conftest import bearer, make_token
 
 CITY = {"code": "sh", "kind": "city", "name": "Shanghai"}
@@ -136,3 +137,20 @@ async def test_a_key_on_another_method_is_ignored(client: Any, admin_token: str)
         )
         assert r.status == 200 and "Idempotent-Replayed" not in r.headers
     assert (await (await client.get("/v1/jurisdictions/sh", headers=h)).json())["version"] == 3
+
+
+async def test_a_body_too_big_to_hash_inline_is_still_hashed_whole(
+    client: Any, admin_token: str, db_dsn: str
+) -> None:
+    # Hashed in a thread (past HASH_INLINE_BYTES), still over the whole body.
+    name = "x" * (HASH_INLINE_BYTES + 1)
+    big = CITY | {"name": name}
+    first = await _post(client, admin_token, "big-1", big)
+    assert first.status == 422  # the name is far too long
+    again = await _post(client, admin_token, "big-1", big)
+    assert again.status == 422 and again.headers["Idempotent-Replayed"] == "true"
+    assert await again.read() == await first.read()
+    other = await _post(client, admin_token, "big-1", CITY | {"name": name[:-1] + "y"})
+    assert other.status == 422
+    assert (await other.json())["type"].endswith("/idempotency-key-reused")
+    assert await _count(db_dsn, "SELECT count(*) FROM jurisdictions") == 0

@@ -11,7 +11,7 @@ from dispatch.access import Principal, Role
 from dispatch.audit import AuditContext
 from dispatch.modes import DEFAULT_POLICIES, MODE_KEYS, ModeChange, TransitionKind
 from dispatch.storage import modes as mode_store
-from tests.conftest import bearer, make_token
+from tests.conftest import bearer, create_jurisdictions, make_token
 
 TREE = [
     {"code": "sh", "kind": "city", "name": "City"},
@@ -23,9 +23,7 @@ TREE = [
 
 
 async def create_tree(client: Any, token: str) -> None:
-    for body in TREE:
-        r = await client.post("/v1/jurisdictions", json=body, headers=bearer(token))
-        assert r.status == 201, await r.text()
+    await create_jurisdictions(client, token, TREE)
 
 
 async def put_mode(client: Any, token: str, code: str, body: dict[str, Any], **headers: str) -> Any:

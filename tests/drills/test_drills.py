@@ -18,6 +18,7 @@ from drills.compare import compare
 from drills.report import canonical_json, write_report
 from drills.runner import DrillOptions, run_drill
 from drills.scenario import ScenarioError, parse_scenario
+from tests.drills import drill_schemas, live_rows
 
 SMALL = """\
 name: small-flood
@@ -77,25 +78,7 @@ async def test_same_scenario_and_seed_give_an_identical_report(db_dsn: str) -> N
 
 
 async def _live_state(dsn: str) -> dict[str, Any]:
-    con = await asyncpg.connect(dsn)
-    try:
-        tables = [
-            r["tablename"]
-            for r in await con.fetch(
-                "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename"
-            )
-        ]
-        out: dict[str, Any] = {}
-        for t in tables:
-            rows = await con.fetch(f'SELECT to_jsonb(x)::text AS j FROM public."{t}" AS x')
-            out[t] = sorted(r["j"] for r in rows)
-        out["_schemas"] = sorted(
-            r["nspname"]
-            for r in await con.fetch("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'drill%'")
-        )
-        return out
-    finally:
-        await con.close()
+    return {**await live_rows(dsn), "_schemas": await drill_schemas(dsn)}
 
 
 async def test_a_drill_beside_live_data_changes_no_live_row(db_dsn: str) -> None:

@@ -12,7 +12,7 @@ import asyncpg
 
 from tests.conftest import bearer, make_token
 from tests.delivery.conftest import PEOPLE, open_sse
-from tests.drills.test_trainer_api import Trainer, poll
+from tests.drills import Trainer, live_rows, poll
 from tests.engine.conftest import build_city
 
 LIVE = """\
@@ -49,26 +49,6 @@ ALLOWED = {
 }
 
 
-async def live_tables(dsn: str) -> dict[str, list[str]]:
-    con = await asyncpg.connect(dsn)
-    try:
-        names = [
-            r["tablename"]
-            for r in await con.fetch(
-                "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename"
-            )
-        ]
-        out = {}
-        for t in names:
-            if t in ALLOWED:
-                continue
-            rows = await con.fetch(f'SELECT to_jsonb(x)::text AS j FROM public."{t}" AS x')
-            out[t] = sorted(r["j"] for r in rows)
-        return out
-    finally:
-        await con.close()
-
-
 async def test_a_participant_gets_an_exercise_offer_on_their_stream_and_answers_it_for_real(
     client: Any, admin_token: str, db_dsn: str
 ) -> None:
@@ -81,7 +61,7 @@ async def test_a_participant_gets_an_exercise_offer_on_their_stream_and_answers_
     d = await trainer.create(scenario=LIVE, speed="x10", participants=["v-ann", "v-bob"])
     assert d["participants"] == ["v-ann", "v-bob"]
     did = d["id"]
-    before = await live_tables(db_dsn)
+    before = await live_rows(db_dsn, skip=ALLOWED)
     assert before["people"] and not before["assignments"]
 
     sse = await open_sse(client, ann)
@@ -158,7 +138,7 @@ async def test_a_participant_gets_an_exercise_offer_on_their_stream_and_answers_
     assert report["offers"]["accepted"] >= 1
 
     # Live: only exercise-marked outbox messages were added; every other live table is as it was.
-    assert await live_tables(db_dsn) == before
+    assert await live_rows(db_dsn, skip=ALLOWED) == before
     con = await asyncpg.connect(db_dsn)
     try:
         rows = await con.fetch("SELECT person_id, kind, exercise, payload FROM outbox ORDER BY id")

@@ -5,7 +5,6 @@ scope and scenario errors (field and line) as problem+json."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -14,9 +13,8 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from api.app import create_app
 from dispatch.config import Settings
-from tests.conftest import bearer, make_token
-
-WAIT_S = 60.0
+from tests.conftest import TREE, bearer, create_jurisdictions, make_token
+from tests.drills import Trainer, drill_schemas
 
 TINY = """\
 name: tiny
@@ -44,58 +42,9 @@ timeline:
 """
 
 
-async def poll(
-    fetch: Callable[[], Awaitable[Any]], ok: Callable[[Any], bool], within: float = WAIT_S
-) -> Any:
-    """Fetch until ``ok`` holds (deadline; never a fixed sleep to wait for a state)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while True:
-        value = await fetch()
-        if ok(value):
-            return value
-        assert loop.time() < deadline, f"condition not met in time; last value: {value}"
-        await asyncio.sleep(0.05)
-
-
-class Trainer:
-    """A client acting with one token."""
-
-    def __init__(self, client: Any, token: str) -> None:
-        self.client = client
-        self.h = bearer(token)
-
-    async def create(self, status: int = 201, **body: Any) -> dict[str, Any]:
-        r = await self.client.post("/v1/drills", json=body, headers=self.h)
-        assert r.status == status, await r.text()
-        out: dict[str, Any] = await r.json()
-        return out
-
-    async def get(self, drill_id: str) -> dict[str, Any]:
-        r = await self.client.get(f"/v1/drills/{drill_id}", headers=self.h)
-        assert r.status == 200, await r.text()
-        out: dict[str, Any] = await r.json()
-        return out
-
-    async def act(self, drill_id: str, action: str, status: int = 200) -> dict[str, Any]:
-        r = await self.client.post(f"/v1/drills/{drill_id}/{action}", headers=self.h)
-        assert r.status == status, await r.text()
-        out: dict[str, Any] = await r.json()
-        return out
-
-    async def until(self, drill_id: str, ok: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
-        got: dict[str, Any] = await poll(lambda: self.get(drill_id), ok)
-        return got
-
-
 async def city(client: Any, admin: str) -> None:
     """A live city ``c`` with one district ``a`` (trainer tokens need a scope)."""
-    for body in (
-        {"code": "c", "kind": "city", "name": "City"},
-        {"code": "a", "parent": "c", "kind": "district", "name": "District A"},
-    ):
-        r = await client.post("/v1/jurisdictions", json=body, headers=bearer(admin))
-        assert r.status == 201, await r.text()
+    await create_jurisdictions(client, admin, TREE[:2])
 
 
 def sim(d: dict[str, Any]) -> datetime:
@@ -160,10 +109,9 @@ async def test_trainer_creates_starts_pauses_resumes_stops_a_drill_and_fetches_i
     assert "<img" in await r.text()
 
     # The drill's schema is gone; the lifecycle is in the live audit log.
+    assert await drill_schemas(db_dsn) == []
     con = await asyncpg.connect(db_dsn)
     try:
-        schemas = await con.fetch("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'drill_%'")
-        assert schemas == []
         actions = [
             r["action"]
             for r in await con.fetch(
@@ -363,13 +311,7 @@ async def test_malformed_scenario_is_a_422_naming_the_field_and_the_line(
 async def test_scope_a_trainer_sees_and_snapshots_only_their_jurisdiction(
     client: Any, admin_token: str, db_dsn: str
 ) -> None:
-    await city(client, admin_token)
-    r = await client.post(
-        "/v1/jurisdictions",
-        json={"code": "b", "parent": "c", "kind": "district", "name": "District B"},
-        headers=bearer(admin_token),
-    )
-    assert r.status == 201
+    await create_jurisdictions(client, admin_token, TREE[:3])  # c, a and b
     city_trainer = Trainer(client, await make_token(db_dsn, "trainer", "c"))
     a_trainer = Trainer(client, await make_token(db_dsn, "trainer", "a"))
     snapshot_c = TINY.replace(
@@ -433,12 +375,7 @@ async def test_at_start_up_drills_left_running_by_a_crashed_process_are_interrup
         assert r.status == 202, await r.text()
     stopped = await t.until(alive, lambda x: x["status"] == "stopped")
     assert stopped["has_report"]
-    con = await asyncpg.connect(db_dsn)
-    try:
-        left = await con.fetch("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'drill_%'")
-    finally:
-        await con.close()
-    assert left == []
+    assert await drill_schemas(db_dsn) == []
 
 
 async def test_shutdown_stops_running_drills_cleanly_with_a_partial_report(

@@ -7,6 +7,7 @@ import random
 from datetime import UTC, datetime
 from typing import Any
 
+import asyncpg
 import pytest
 import pytest_asyncio
 
@@ -14,7 +15,7 @@ from api.app import create_app
 from api.keys import ENGINE
 from dispatch.clock import ManualClock
 from dispatch.config import Settings
-from tests.conftest import bearer
+from tests.conftest import bearer, create_jurisdictions
 
 START = datetime(2026, 7, 14, 9, 0, tzinfo=UTC)
 CENTRES = {"a-1": (31.230, 121.470), "b-1": (31.300, 121.560)}
@@ -62,19 +63,62 @@ def roster(n_per_street: int = 150, seed: int = 7) -> list[dict[str, Any]]:
 
 
 async def build_city(client: Any, admin: str, people: list[dict[str, Any]]) -> None:
-    """City ``c`` with districts ``a`` and ``b``, one street each, and the roster."""
-    h = bearer(admin)
-    for body in (
-        {"code": "c", "kind": "city", "name": "City"},
-        {"code": "a", "parent": "c", "kind": "district", "name": "District A"},
-        {"code": "b", "parent": "c", "kind": "district", "name": "District B"},
-        {"code": "a-1", "parent": "a", "kind": "street", "name": "Street A1"},
-        {"code": "b-1", "parent": "b", "kind": "street", "name": "Street B1"},
-    ):
-        r = await client.post("/v1/jurisdictions", json=body, headers=h)
-        assert r.status == 201, await r.text()
-    r = await client.post("/v1/people:import", json=people, headers=h)
+    """City ``c`` with districts ``a`` and ``b``, one street each (:data:`TREE`), and the roster."""
+    await create_jurisdictions(client, admin)
+    r = await client.post("/v1/people:import", json=people, headers=bearer(admin))
     assert r.status in (200, 201), await r.text()
+
+
+def medic(pid: str, **extra: Any) -> dict[str, Any]:
+    """A volunteer first-aider of street ``a-1`` (``extra`` overrides or adds fields)."""
+    return {
+        "id": pid,
+        "kind": "volunteer",
+        "name": pid,
+        "jurisdiction": "a-1",
+        "home": {"lat": 31.23, "lon": 121.47},
+        "skills": [{"name": "first_aid", "level": 3}],
+        **extra,
+    }
+
+
+#: A priority-1 incident in street ``a-1`` that needs two first-aiders.
+FLOOD: dict[str, Any] = {
+    "id": "i-flood",
+    "type": "flood",
+    "title": "Flooded underpass",
+    "priority": 1,
+    "location": {"lat": 31.231, "lon": 121.471},
+    "jurisdiction": "a-1",
+    "demands": [{"skill": "first_aid", "count": 2}],
+}
+
+
+async def level(client: Any, token: str, code: str, lvl: str, reason: str = "test") -> None:
+    """Put jurisdiction ``code`` in emergency mode at level ``lvl`` (must be 200)."""
+    r = await client.put(
+        f"/v1/jurisdictions/{code}/mode",
+        json={"mode": "emergency", "level": lvl, "reason": reason},
+        headers=bearer(token),
+    )
+    assert r.status == 200, await r.text()
+
+
+async def past_work(dsn: str, shifts: dict[str, tuple[datetime, datetime]]) -> None:
+    """Released assignments on an old incident ``i0``: person -> (accepted at, released at)."""
+    con = await asyncpg.connect(dsn)
+    try:
+        await con.execute(
+            "INSERT INTO incidents (id, type, title, lat, lon, jurisdiction_code, priority, demands)"
+            " VALUES ('i0', 'x', 'old job', 31.23, 121.47, 'a-1', 3, '[]')"
+        )
+        await con.executemany(
+            "INSERT INTO assignments (person_id, incident_id, skill, status, proposed_at,"
+            " accepted_at, released_at) VALUES ($1, 'i0', 'first_aid', 'released', $2, $2, $3)",
+            [(pid, start, end) for pid, (start, end) in shifts.items()],
+        )
+    finally:
+        await con.close()
 
 
 def travel_minutes(lat1: float, lon1: float, lat2: float, lon2: float) -> float:

@@ -12,7 +12,7 @@ import asyncpg
 
 from dispatch.clock import ManualClock
 from tests.conftest import bearer, make_token
-from tests.engine.conftest import build_city, engine_of, roster
+from tests.engine.conftest import build_city, engine_of, level, roster
 
 SKILLS = ["first_aid", "driver", "search_rescue", "logistics"]
 
@@ -39,12 +39,7 @@ async def test_concurrent_answers_updates_and_replans_keep_invariants(
         headers=h,
     )
     assert r.status == 201, await r.text()
-    r = await client.put(
-        "/v1/jurisdictions/a/mode",
-        json={"mode": "emergency", "level": "II", "reason": "x"},
-        headers=h,
-    )
-    assert r.status == 200
+    await level(client, admin_token, "a", "II", reason="x")
     rng = random.Random(3)
     for k in range(10):
         body = {

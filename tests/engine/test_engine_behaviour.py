@@ -16,26 +16,7 @@ from dispatch.config import Settings
 from dispatch.services import engine as engine_mod
 from dispatch.storage import engine as engine_store
 from tests.conftest import bearer
-from tests.engine.conftest import build_city, engine_of, roster
-
-FLOOD = {
-    "id": "i-flood",
-    "type": "flood",
-    "title": "Flooded underpass",
-    "priority": 1,
-    "location": {"lat": 31.231, "lon": 121.471},
-    "jurisdiction": "a-1",
-    "demands": [{"skill": "first_aid", "count": 2}],
-}
-
-
-async def level(client: Any, token: str, code: str, lvl: str) -> None:
-    r = await client.put(
-        f"/v1/jurisdictions/{code}/mode",
-        json={"mode": "emergency", "level": lvl, "reason": "test"},
-        headers=bearer(token),
-    )
-    assert r.status == 200, await r.text()
+from tests.engine.conftest import FLOOD, build_city, engine_of, level, roster
 
 
 async def test_a_burst_of_fifty_updates_causes_one_solve(

@@ -13,7 +13,7 @@ import asyncpg
 
 from dispatch.clock import ManualClock
 from tests.conftest import bearer, make_token
-from tests.engine.conftest import build_city, engine_of, roster, travel_minutes
+from tests.engine.conftest import build_city, engine_of, level, roster, travel_minutes
 
 INCIDENTS = [
     {
@@ -67,12 +67,7 @@ async def test_emergency_offers_refills_and_stand_down(
     hc = bearer(coord)
 
     # District A goes to emergency level II.
-    r = await client.put(
-        "/v1/jurisdictions/a/mode",
-        json={"mode": "emergency", "level": "II", "reason": "storm surge"},
-        headers=hc,
-    )
-    assert r.status == 200, await r.text()
+    await level(client, coord, "a", "II", reason="storm surge")
     r = await client.get("/v1/jurisdictions/a-1/mode", headers=hc)
     assert (await r.json())["effective"]["level"] == "II"
 
@@ -203,11 +198,7 @@ async def test_restart_loses_no_offer_and_expires_none_twice(
     people = roster(40)
     await build_city(first, admin_token, people)
     h = bearer(admin_token)
-    await first.put(
-        "/v1/jurisdictions/a/mode",
-        json={"mode": "emergency", "level": "III", "reason": "x"},
-        headers=h,
-    )
+    await level(first, admin_token, "a", "III", reason="x")
     r = await first.post("/v1/incidents", json={**INCIDENTS[0], "jurisdiction": "a-1"}, headers=h)
     assert r.status == 201
     clock.advance(timedelta(seconds=2))

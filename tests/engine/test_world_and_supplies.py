@@ -5,25 +5,11 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-import asyncpg
-
 from dispatch.clock import ManualClock
 from dispatch.storage import world as world_store
 from dispatch.storage.database import create_pool
 from tests.conftest import bearer
-from tests.engine.conftest import START, build_city, engine_of
-
-
-def medic(pid: str, **extra: Any) -> dict[str, Any]:
-    return {
-        "id": pid,
-        "kind": "volunteer",
-        "name": pid,
-        "jurisdiction": "a-1",
-        "home": {"lat": 31.23, "lon": 121.47},
-        "skills": [{"name": "first_aid", "level": 3}],
-        **extra,
-    }
+from tests.engine.conftest import START, build_city, engine_of, level, medic, past_work
 
 
 async def test_world_respects_certificates_rest_hours_and_availability(
@@ -52,25 +38,14 @@ async def test_world_respects_certificates_rest_hours_and_availability(
         medic("tired", max_hours_per_24h=4),
     ]
     await build_city(eng_client, admin_token, people)
-    con = await asyncpg.connect(db_dsn)
-    try:
-        await con.execute(
-            "INSERT INTO incidents (id, type, title, lat, lon, jurisdiction_code, priority, demands)"
-            " VALUES ('i0', 'x', 'old job', 31.23, 121.47, 'a-1', 3, '[]')"
-        )
-        # 'rested' was released 2 h ago after a short job; 'tired' worked 4 h today.
-        await con.execute(
-            "INSERT INTO assignments (person_id, incident_id, skill, status, proposed_at,"
-            " accepted_at, released_at) VALUES"
-            " ('rested', 'i0', 'first_aid', 'released', $1, $1, $2),"
-            " ('tired', 'i0', 'first_aid', 'released', $3, $3, $4)",
-            START - timedelta(hours=3),
-            START - timedelta(hours=2),
-            START - timedelta(hours=14),
-            START - timedelta(hours=10),
-        )
-    finally:
-        await con.close()
+    # 'rested' was released 2 h ago after a short job; 'tired' worked 4 h today.
+    await past_work(
+        db_dsn,
+        {
+            "rested": (START - timedelta(hours=3), START - timedelta(hours=2)),
+            "tired": (START - timedelta(hours=14), START - timedelta(hours=10)),
+        },
+    )
     pool = await create_pool(db_dsn, min_size=1, max_size=2)
     try:
         async with pool.acquire() as c:
@@ -109,11 +84,7 @@ async def test_supplies_are_reserved_then_dispatched_delivered_or_returned(
         headers=h,
     )
     assert r.status == 201
-    await eng_client.put(
-        "/v1/jurisdictions/a/mode",
-        json={"mode": "emergency", "level": "III", "reason": "cold"},
-        headers=h,
-    )
+    await level(eng_client, admin_token, "a", "III", reason="cold")
     for iid, qty in (("shelter-1", 60), ("shelter-2", 60)):
         r = await eng_client.post(
             "/v1/incidents",

@@ -12,8 +12,7 @@ from dispatch.storage import world as world_store
 from dispatch.storage.database import create_pool
 from drills import isolation
 from tests.conftest import bearer
-from tests.engine.conftest import START, build_city, engine_of
-from tests.engine.test_world_and_supplies import medic
+from tests.engine.conftest import FLOOD, START, build_city, engine_of, level, medic, past_work
 
 
 async def test_a_changed_person_is_seen_at_once_and_only_changed_rows_are_parsed_again(
@@ -68,22 +67,8 @@ async def test_cached_views_follow_time_windows_closing_and_rest_periods_ending(
     }
     people = [medic("office", availability=office), medic("rested", min_rest_hours=8), medic("x")]
     await build_city(eng_client, admin_token, people)
-    con = await asyncpg.connect(db_dsn)
-    try:
-        await con.execute(
-            "INSERT INTO incidents (id, type, title, lat, lon, jurisdiction_code, priority, demands)"
-            " VALUES ('i0', 'x', 'old job', 31.23, 121.47, 'a-1', 3, '[]')"
-        )
-        # 'rested' worked 09:00-11:00 (START is Tuesday 09:00): rests until 19:00.
-        await con.execute(
-            "INSERT INTO assignments (person_id, incident_id, skill, status, proposed_at,"
-            " accepted_at, released_at) VALUES ('rested', 'i0', 'first_aid', 'released', $1, $1,"
-            " $2)",
-            START,
-            START + timedelta(hours=2),
-        )
-    finally:
-        await con.close()
+    # 'rested' worked 09:00-11:00 (START is Tuesday 09:00): rests until 19:00.
+    await past_work(db_dsn, {"rested": (START, START + timedelta(hours=2))})
     cache = world_store.WorldCache()
     pool = await create_pool(db_dsn, min_size=1, max_size=2)
     try:
@@ -157,25 +142,8 @@ async def test_a_plan_snapshot_is_stored_compressed_and_served_whole(
 ) -> None:
     h = bearer(admin_token)
     await build_city(eng_client, admin_token, [medic(f"m{k}") for k in range(4)])
-    r = await eng_client.put(
-        "/v1/jurisdictions/a/mode",
-        json={"mode": "emergency", "level": "II", "reason": "test"},
-        headers=h,
-    )
-    assert r.status == 200, await r.text()
-    r = await eng_client.post(
-        "/v1/incidents",
-        json={
-            "id": "i1",
-            "type": "flood",
-            "title": "Flooded underpass",
-            "priority": 1,
-            "location": {"lat": 31.231, "lon": 121.471},
-            "jurisdiction": "a-1",
-            "demands": [{"skill": "first_aid", "count": 2}],
-        },
-        headers=h,
-    )
+    await level(eng_client, admin_token, "a", "II")
+    r = await eng_client.post("/v1/incidents", json={**FLOOD, "id": "i1"}, headers=h)
     assert r.status == 201, await r.text()
     clock.advance(timedelta(seconds=2))
     report = await engine_of(eng_client).run_due()

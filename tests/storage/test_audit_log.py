@@ -347,9 +347,11 @@ async def test_a_commit_that_finds_the_chain_busy_is_not_held_up_and_is_sealed_l
 
     # The app's sweeper seals it within a second or so: wait for its passes, with a deadline.
     sealer = client.server.app[AUDIT_SEALER]
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 15
     while await pool.fetchval("SELECT count(*) FROM audit_log WHERE seq IS NULL"):
         try:
-            await asyncio.wait_for(sealer.next_sweep(), 15)
+            await asyncio.wait_for(sealer.next_sweep(), deadline - loop.time())
         except TimeoutError:
             raise AssertionError("the pending audit row was never sealed") from None
     rows = await _audit_rows(db_dsn)

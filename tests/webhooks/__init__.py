@@ -14,17 +14,10 @@ import asyncpg
 from aiohttp import web
 
 from dispatch.storage import engine as engine_store
-from tests.conftest import bearer
+from tests.conftest import bearer, create_jurisdictions
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "webhooks.md"
 
-TREE = [
-    {"code": "c", "kind": "city", "name": "City"},
-    {"code": "a", "parent": "c", "kind": "district", "name": "District A"},
-    {"code": "b", "parent": "c", "kind": "district", "name": "District B"},
-    {"code": "a-1", "parent": "a", "kind": "street", "name": "Street A1"},
-    {"code": "b-1", "parent": "b", "kind": "street", "name": "Street B1"},
-]
 PEOPLE = {"pa": "a-1", "pa2": "a", "pb": "b-1"}
 
 
@@ -92,9 +85,7 @@ async def receiver(**kw: Any) -> AsyncIterator[Receiver]:
 
 async def build_tree(client: Any, admin: str, dsn: str) -> None:
     """Jurisdictions c > a > a-1, c > b > b-1 and three people (straight in the database)."""
-    for body in TREE:
-        r = await client.post("/v1/jurisdictions", json=body, headers=bearer(admin))
-        assert r.status == 201, await r.text()
+    await create_jurisdictions(client, admin)
     con = await asyncpg.connect(dsn)
     try:
         for pid, code in PEOPLE.items():

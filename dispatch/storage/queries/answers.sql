@@ -18,8 +18,9 @@ WITH u AS (
     WHERE id IN (SELECT id FROM t)
       AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')
 )
-SELECT t.req, t.id AS token_id, t.role AS token_role, t.jurisdiction_code AS token_scope_code,
-       t.person_id AS token_person_id, t.scope_path AS token_scope_path,
+SELECT t.req, t.id AS token_id, t.role AS token_role,
+       t.jurisdiction_code AS token_jurisdiction_code, t.person_id AS token_person_id,
+       t.scope_path AS token_scope_path,
        k.request_hash AS key_request_hash, k.status_code AS key_status_code,
        k.response_body AS key_response_body, k.content_type AS key_content_type,
        (k.token_id IS NOT NULL) AS key_found,

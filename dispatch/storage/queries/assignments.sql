@@ -6,16 +6,6 @@ JOIN incidents AS i ON i.id = a.incident_id
 JOIN jurisdictions AS j ON j.code = i.jurisdiction_code
 WHERE a.id = $1;
 
--- name: get_for_update
--- The same, locking the assignment for the rest of the transaction.
-SELECT a.*, i.jurisdiction_code, j.path AS incident_path, i.title AS incident_title,
-       i.lat AS incident_lat, i.lon AS incident_lon, i.priority AS incident_priority
-FROM assignments AS a
-JOIN incidents AS i ON i.id = a.incident_id
-JOIN jurisdictions AS j ON j.code = i.jurisdiction_code
-WHERE a.id = $1
-FOR UPDATE OF a;
-
 -- name: get_versioned
 -- The same with the row version's xmin: a guarded update (``AND xmin = $n``) then moves
 -- exactly this version of the row, or nothing if anything changed it meanwhile.
@@ -26,9 +16,6 @@ FROM assignments AS a
 JOIN incidents AS i ON i.id = a.incident_id
 JOIN jurisdictions AS j ON j.code = i.jurisdiction_code
 WHERE a.id = $1;
-
--- name: lock_row
-SELECT * FROM assignments WHERE id = $1 FOR UPDATE;
 
 -- name: list
 -- $1 scope path, $2 person, $3 incident, $4 statuses, $5 cursor, $6 limit
@@ -44,13 +31,6 @@ WHERE ($1::text IS NULL OR j.path = $1 OR starts_with(j.path, $1 || '/'))
   AND ($5::text IS NULL OR a.id > $5)
 ORDER BY a.id
 LIMIT $6;
-
--- name: move
--- Generic guarded status change; the timestamp column is chosen by the caller from a fixed list.
-UPDATE assignments
-SET status = $2, version = version + 1
-WHERE id = $1
-RETURNING *;
 
 -- name: set_position
 UPDATE assignments SET last_lat = $2, last_lon = $3 WHERE id = $1;

@@ -6,6 +6,8 @@ RETURNING id, role, jurisdiction_code, person_id, label, created_at, revoked_at,
 -- name: authenticate
 -- The unrevoked token with this hash, stamping last_used_at (at most once a minute) in the same
 -- statement: one round trip per authenticated request.
+-- idempotency.authenticate_and_claim and answers.read repeat these two CTEs inside their own
+-- single round trips: keep the three in step.
 WITH t AS (
     SELECT t.id, t.role, t.jurisdiction_code, t.person_id, j.path AS scope_path
     FROM api_tokens AS t
