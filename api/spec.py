@@ -29,7 +29,6 @@ class Operation:
     status: int
     body_media: tuple[str, ...] = ("application/json",)
     public: bool = False
-    idempotent_post: bool = False
     responses: dict[int, str] = field(default_factory=dict)
 
 
